@@ -1,0 +1,103 @@
+"""alignlab.yaml: typed, validated at load time, every error pointing at its file:line.
+
+Each stage owns its section's model (in its own package); this module composes them, resolves
+paths against the config file's folder, and saves the resolved config beside every output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, PrivateAttr, ValidationError, field_validator
+
+from alignlab.errors import AlignlabError, ConfigError
+from alignlab.llm.config import BackendSettings, Section
+from alignlab.llm.specs import parse_spec
+from alignlab.store import RunDir
+from alignlab.yamlpos import YamlSyntaxError, load_yaml
+
+
+class Models(Section):
+    teacher: str = "embedded:smollm2-135m"
+    judge: str | None = Field(None, description="defaults to the teacher")
+    student: str = "embedded:smollm2-135m"
+
+    @field_validator("teacher", "judge", "student")
+    @classmethod
+    def _valid_spec(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_spec(v)  # raises ConfigError with what a spec looks like
+        return v
+
+
+class Config(Section):
+    name: str = Field("default", pattern=r"^[A-Za-z0-9._-]+$", description="run name: runs/<name>/")
+    runs: str = Field("runs", description="folder holding run directories, relative to this file")
+    taxonomy: str = Field("taxonomy", description="taxonomy root, relative to this file")
+    seed: int = 0
+    models: Models = Models()
+    backend: BackendSettings = BackendSettings()
+
+    # Set by `load_config`: the folder relative paths resolve against.
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def path(self, value: str | Path) -> Path:
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+    @property
+    def run_dir(self) -> RunDir:
+        return RunDir(self.path(self.runs) / self.name)
+
+    @property
+    def taxonomy_path(self) -> Path:
+        return self.path(self.taxonomy)
+
+    @property
+    def judge(self) -> str:
+        return self.models.judge or self.models.teacher
+
+    def resolved(self) -> dict[str, Any]:
+        """The config as run (defaults filled in), saved beside every stage's outputs."""
+        return self.model_dump(mode="json")
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{err['loc'][-1]}'"
+    if isinstance(err.get("ctx", {}).get("error"), AlignlabError):
+        return str(err["ctx"]["error"])
+    return msg.removeprefix("Value error, ")
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and validate; every problem is reported at once as `file:line:col: message`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found (create one with `alignlab init`)")
+    try:
+        doc = load_yaml(path)
+    except YamlSyntaxError as e:
+        raise ConfigError(str(e)) from e
+    data = doc.data if doc.data is not None else {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1:1: the config must be a mapping of keys to values")
+    problems = [f"{path}:{line}:{col}: duplicate key '{keys[-1]}'" for keys, (line, col) in doc.duplicate_keys]
+    data = {**data, **(overrides or {})}
+    try:
+        cfg = Config.model_validate(data)
+        cfg._base_dir = path.resolve().parent
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            problems.append(f"{doc.where(loc)}: {'.'.join(map(str, loc))}: {_message(err)}")
+        cfg = None
+    if problems or cfg is None:
+        raise ConfigError("invalid config:\n" + "\n".join(problems))
+    return cfg

@@ -1,0 +1,22 @@
+"""Settings of how models are reached: batching for local models, concurrency for servers."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Section(BaseModel):
+    """Base of every config section: an unknown key is an error, never a silent default."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class BackendSettings(Section):
+    max_batch_size: int = Field(16, ge=1, description="local: rows per forward pass")
+    max_batch_tokens: int = Field(16384, ge=64, description="local: padded tokens per batch")
+    max_in_flight: int = Field(32, ge=1, description="openai: requests in flight at once")
+    timeout: float = Field(120.0, gt=0, description="openai: seconds per request")
+    max_retries: int = Field(5, ge=0, description="openai: retries on connection errors, 429, 5xx")
+    backoff: float = Field(1.0, gt=0, description="openai: first retry delay in seconds, doubling")
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable holding the API key")
+    cache: str | None = Field(None, description="request cache file; default <run>/requests.sqlite")

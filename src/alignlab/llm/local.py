@@ -1,0 +1,291 @@
+"""The local backend: a transformers causal LM in this process, batched.
+
+Generation is our own small loop rather than `model.generate`, because the protocol needs
+things `generate` does not give per row: a seed per sample (so a sample does not depend on the
+batch it landed in), stop strings, top-k log-probabilities of each generated token, and rows
+leaving the batch as soon as they finish. Prompts are sorted by length and packed into batches
+under a token budget, left-padded so every row's next token sits in the last column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from alignlab.llm.types import (
+    BackendStats, Choice, GenerationParams, OnDone, Request, Response, Score, ScoreRequest,
+    TokenLogprob,
+)
+
+
+@dataclass
+class _Row:
+    """One sample being generated: request `req` of the caller's batch, sample `sample`."""
+
+    req: int
+    sample: int
+    prompt_ids: list[int]
+    params: GenerationParams
+    generator: torch.Generator | None
+    ids: list[int] = field(default_factory=list)
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+    text: str = ""
+    finish: str | None = None
+
+
+class LocalBackend:
+    def __init__(self, model: Any, tokenizer: Any, model_id: str, *,
+                 max_batch_size: int = 16, max_batch_tokens: int = 16384):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.model_id = model_id
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.stats = BackendStats()
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.context_limit = getattr(model.config, "max_position_embeddings", None) or 1 << 30
+
+    @classmethod
+    def from_spec(cls, spec: Any, **kwargs: Any) -> LocalBackend:
+        from alignlab.llm.hf import as_spec, load_causal_lm, load_tokenizer, model_id
+
+        spec = as_spec(spec)
+        return cls(load_causal_lm(spec), load_tokenizer(spec), model_id(spec), **kwargs)
+
+    # ------------------------------------------------------------ encoding
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        """The chat template applied; a final assistant message is left open to be continued."""
+        continue_final = messages[-1]["role"] == "assistant"
+        return self.tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=not continue_final,
+            continue_final_message=continue_final)
+
+    def _encode_prompt(self, request: Request) -> list[int]:
+        if request.is_chat:
+            # The rendered template already carries any BOS the model expects.
+            return self.tokenizer(self.render_chat(request.messages), add_special_tokens=False).input_ids
+        return self.tokenizer(request.prompt).input_ids
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    # ------------------------------------------------------------ generation
+
+    def generate(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Response]:
+        responses = [Response() for _ in requests]
+        pending = [r.params.n for r in requests]
+        rows: list[_Row] = []
+        for i, request in enumerate(requests):
+            prompt_ids = self._encode_prompt(request)
+            responses[i].prompt_tokens = len(prompt_ids)
+            if len(prompt_ids) + request.params.max_tokens > self.context_limit:
+                responses[i].error = (f"context length exceeded: {len(prompt_ids)} prompt tokens + "
+                                      f"{request.params.max_tokens} max_tokens > {self.context_limit}")
+                self.stats.failures += 1
+                pending[i] = 0
+                continue
+            responses[i].choices = [Choice("", finish_reason="length") for _ in range(request.params.n)]
+            if request.params.max_tokens == 0:
+                pending[i] = 0
+                continue
+            for j, sample in enumerate(request.samples()):
+                p = sample.params
+                gen = torch.Generator().manual_seed(p.seed) if p.temperature > 0 else None
+                rows.append(_Row(i, j, prompt_ids, p, gen))
+        for i, left in enumerate(pending):
+            if left == 0 and on_done:
+                on_done(i, responses[i])
+        self.stats.requests += len(requests)
+        for batch in self._batches(rows):
+            self._generate_batch(batch)
+            for row in batch:
+                responses[row.req].choices[row.sample] = Choice(
+                    text=row.text, finish_reason=row.finish or "length",
+                    logprobs=row.logprobs if row.params.logprobs else None,
+                    completion_tokens=len(row.ids))
+                pending[row.req] -= 1
+                if pending[row.req] == 0 and on_done:
+                    on_done(row.req, responses[row.req])
+        return responses
+
+    def _batches(self, rows: list[_Row]) -> list[list[_Row]]:
+        """Length-sorted batches whose padded size (prompt + new tokens) fits the budget."""
+        batches: list[list[_Row]] = []
+        current: list[_Row] = []
+        longest = 0
+        for row in sorted(rows, key=lambda r: (len(r.prompt_ids), r.params.max_tokens)):
+            size = len(row.prompt_ids) + row.params.max_tokens
+            widest = max(longest, size)
+            if current and (len(current) >= self.max_batch_size
+                            or widest * (len(current) + 1) > self.max_batch_tokens):
+                batches.append(current)
+                current, widest = [], size
+            current.append(row)
+            longest = widest
+        if current:
+            batches.append(current)
+        return batches
+
+    @torch.inference_mode()
+    def _generate_batch(self, rows: list[_Row]) -> None:
+        from transformers import DynamicCache
+
+        pad = self.tokenizer.pad_token_id
+        width = max(len(r.prompt_ids) for r in rows)
+        input_ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in rows])
+        mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in rows])
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache()
+        active = list(rows)
+        self.stats.calls += 1
+        self.stats.prompt_tokens += int(mask.sum())
+        with self.stats.timer():
+            while active:
+                out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                 past_key_values=cache, use_cache=True)
+                cache = out.past_key_values
+                logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+                next_ids = [self._step(row, logprobs[k]) for k, row in enumerate(active)]
+                self.stats.completion_tokens += len(active)
+                still = [k for k, row in enumerate(active) if row.finish is None]
+                if not still:
+                    break
+                if len(still) < len(active):
+                    index = torch.tensor(still)
+                    cache.batch_select_indices(index)
+                    mask, positions = mask[index], positions[index]
+                    active = [active[k] for k in still]
+                    next_ids = [next_ids[k] for k in still]
+                input_ids = torch.tensor(next_ids).unsqueeze(-1)
+                mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype)], dim=-1)
+                positions = positions[:, -1:] + 1
+
+    def _step(self, row: _Row, logprobs: torch.Tensor) -> int:
+        """Choose the row's next token, record it, and decide whether the row is finished."""
+        p = row.params
+        if p.temperature > 0:
+            probs = torch.softmax(logprobs / p.temperature, dim=-1)
+            if p.top_p < 1.0:
+                probs = _top_p_filter(probs, p.top_p)
+            token = int(torch.multinomial(probs, 1, generator=row.generator))
+        else:
+            token = int(torch.argmax(logprobs))
+        if p.logprobs:
+            top = torch.topk(logprobs, p.logprobs)
+            row.logprobs.append(TokenLogprob(
+                token=self.tokenizer.decode([token]), logprob=float(logprobs[token]),
+                top=[(self.tokenizer.decode([int(t)]), float(v)) for v, t in zip(top.values, top.indices)]))
+        if token in self.eos_ids:
+            row.finish = "stop"
+            return token
+        row.ids.append(token)
+        row.text = self.tokenizer.decode(row.ids, skip_special_tokens=True)
+        for stop in p.stop:
+            at = row.text.find(stop)
+            if at >= 0:
+                row.text = row.text[:at]
+                row.finish = "stop"
+                return token
+        if len(row.ids) >= p.max_tokens:
+            row.finish = "length"
+        return token
+
+    # ------------------------------------------------------------ scoring
+
+    def _encode_context(self, context: str | Sequence[dict[str, str]]) -> list[int]:
+        if isinstance(context, str):
+            ids = self.tokenizer(context).input_ids if context else []
+        else:
+            ids = self.tokenizer(self.render_chat(context), add_special_tokens=False).input_ids
+        # The first continuation token needs something to be predicted from.
+        return ids or [self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None
+                       else self.tokenizer.eos_token_id]
+
+    def _split(self, request: ScoreRequest) -> tuple[list[int], list[int]]:
+        context, continuation = request.context, request.continuation
+        # Tokenisers fold a space into the following word, so " Paris" is one token but " " +
+        # "Paris" is two: move trailing whitespace of a text context onto the continuation.
+        if isinstance(context, str):
+            stripped = context.rstrip(" ")
+            continuation = context[len(stripped):] + continuation
+            context = stripped
+        ctx = self._encode_context(context)
+        cont = self.tokenizer(continuation, add_special_tokens=False).input_ids
+        return ctx, cont
+
+    @torch.inference_mode()
+    def loglikelihood(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        encoded = [self._split(r) for r in requests]
+        scores: list[Score | None] = [None] * len(requests)
+        order = sorted(range(len(requests)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
+        self.stats.requests += len(requests)
+        batch: list[int] = []
+        for i in order:
+            ctx, cont = encoded[i]
+            total = len(ctx) + len(cont)
+            if not cont:
+                scores[i] = Score(0.0, 0, True)
+            elif total > self.context_limit:
+                scores[i] = Score(float("-inf"), len(cont), False,
+                                  error=f"context length exceeded: {total} tokens > {self.context_limit}")
+                self.stats.failures += 1
+            else:
+                # Longest first, so the batch's first row sets its padded width.
+                widest = sum(map(len, encoded[batch[0]])) if batch else total
+                if batch and (len(batch) >= self.max_batch_size
+                              or widest * (len(batch) + 1) > self.max_batch_tokens):
+                    self._score_batch(batch, encoded, scores)
+                    batch = []
+                batch.append(i)
+        if batch:
+            self._score_batch(batch, encoded, scores)
+        return [s for s in scores if s is not None]
+
+    def _score_batch(self, batch: list[int], encoded: list[tuple[list[int], list[int]]],
+                     scores: list[Score | None]) -> None:
+        pad = self.tokenizer.pad_token_id
+        seqs = [encoded[i][0] + encoded[i][1] for i in batch]
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in seqs])
+        self.stats.calls += 1
+        with self.stats.timer():
+            logits = self.model(input_ids=ids, attention_mask=mask).logits
+        for k, i in enumerate(batch):
+            ctx, cont = encoded[i]
+            # Logits at position t predict token t+1.
+            span = logits[k, len(ctx) - 1: len(ctx) + len(cont) - 1].float().log_softmax(-1)
+            target = torch.tensor(cont)
+            token_lp = span.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+            greedy = bool((span.argmax(-1) == target).all())
+            scores[i] = Score(float(token_lp.sum()), len(cont), greedy)
+            self.stats.scored_tokens += len(cont)
+
+    def close(self) -> None:
+        self.model = None
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids = {tokenizer.eos_token_id} if tokenizer.eos_token_id is not None else set()
+    configured = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    if isinstance(configured, int):
+        ids.add(configured)
+    elif configured:
+        ids.update(configured)
+    return ids
+
+
+def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p."""
+    sorted_probs, order = torch.sort(probs, descending=True)
+    cumulative = sorted_probs.cumsum(-1)
+    drop = cumulative - sorted_probs > top_p  # tokens entirely beyond the nucleus
+    sorted_probs[drop] = 0.0
+    filtered = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
+    return filtered / filtered.sum()

@@ -1,0 +1,82 @@
+"""The local backend: batching must not change answers, and scores must match the model."""
+
+from __future__ import annotations
+
+import torch
+
+from alignlab.llm.types import GenerationParams, Request, ScoreRequest
+
+PROMPTS = ["What is the capital of France?", "Write one line about rain.", "hi",
+           "List three prime numbers and explain why each is prime in a few words."]
+
+
+def chat(text: str, **params) -> Request:
+    return Request(messages=({"role": "user", "content": text},), params=GenerationParams(**params))
+
+
+def test_batched_and_one_by_one_give_the_same_greedy_text(tiny_backend):
+    requests = [chat(p, max_tokens=12 + 3 * i) for i, p in enumerate(PROMPTS)]
+    calls_before = tiny_backend.stats.calls
+    batched = tiny_backend.generate(requests)
+    assert tiny_backend.stats.calls == calls_before + 1  # one batch, not four
+    single = [tiny_backend.generate([r])[0] for r in requests]
+    assert [r.text for r in batched] == [r.text for r in single]
+    assert all(r.choices[0].completion_tokens > 0 for r in batched)
+
+
+def test_sampling_is_deterministic_per_sample_seed(tiny_backend):
+    req = chat("Tell me a story.", n=3, temperature=1.0, max_tokens=10, seed=11)
+    first = tiny_backend.generate([req])[0]
+    again = tiny_backend.generate([chat("x", max_tokens=3), req])[1]  # different batch company
+    assert [c.text for c in first.choices] == [c.text for c in again.choices]
+    # sample 2 of seed 11 is sample 0 of seed 13
+    alone = tiny_backend.generate([chat("Tell me a story.", temperature=1.0, max_tokens=10, seed=13)])[0]
+    assert alone.text == first.choices[2].text
+    assert len({c.text for c in first.choices}) > 1
+
+
+def test_stop_strings_max_tokens_and_logprobs(tiny_backend):
+    free = tiny_backend.generate([chat("Count", max_tokens=20, logprobs=3)])[0].choices[0]
+    assert free.completion_tokens <= 20
+    assert len(free.logprobs) >= free.completion_tokens
+    for lp in free.logprobs:
+        assert len(lp.top) == 3 and lp.top[0][1] >= lp.top[1][1] >= lp.top[2][1]
+        assert lp.logprob <= lp.top[0][1] + 1e-6  # greedy picks the top token
+    assert len(free.text) > 4
+    stop = free.text[2:4]
+    cut = tiny_backend.generate([chat("Count", max_tokens=20, stop=[stop])])[0].choices[0]
+    assert stop not in cut.text and free.text.startswith(cut.text) and cut.finish_reason == "stop"
+    none = tiny_backend.generate([chat("Count", max_tokens=0)])[0]
+    assert none.text == "" and none.choices[0].finish_reason == "length"
+
+
+def test_loglikelihood_matches_a_direct_forward_pass(tiny_backend):
+    tok, model = tiny_backend.tokenizer, tiny_backend.model
+    context, continuation = "The capital of France is", " Paris, a city."
+    [score] = tiny_backend.loglikelihood([ScoreRequest(context, continuation)])
+    ctx = tok(context).input_ids
+    cont = tok(continuation, add_special_tokens=False).input_ids
+    with torch.no_grad():
+        logits = model(torch.tensor([ctx + cont])).logits[0].log_softmax(-1)
+    expected = sum(float(logits[len(ctx) - 1 + k, t]) for k, t in enumerate(cont))
+    assert abs(score.logprob - expected) < 1e-4
+    assert score.n_tokens == len(cont)
+    # batched with other lengths: padding must not leak into the score
+    scores = tiny_backend.loglikelihood([ScoreRequest("a b c d e f g h", " i"),
+                                         ScoreRequest(context, continuation), ScoreRequest("x", " y")])
+    assert abs(scores[1].logprob - expected) < 1e-4
+
+
+def test_chat_context_scores_the_assistant_reply(tiny_backend):
+    messages = ({"role": "user", "content": "Say hi"},)
+    [score] = tiny_backend.loglikelihood([ScoreRequest(messages, "hi")])
+    rendered = tiny_backend.render_chat(messages)
+    [same] = tiny_backend.loglikelihood([ScoreRequest(rendered, "hi")])
+    assert abs(score.logprob - same.logprob) < 1e-4
+
+
+def test_context_too_long_fails_that_request_only(tiny_backend):
+    long = "word " * 3000
+    out = tiny_backend.generate([chat(long, max_tokens=4), chat("short", max_tokens=4)])
+    assert "context length" in out[0].error
+    assert out[1].ok and out[1].choices[0].completion_tokens > 0
