@@ -1,0 +1,75 @@
+"""`alignlab taxonomy validate|show|diff`: exit codes and the lines users read."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from alignlab.cli import app
+from alignlab.taxonomy import TaxonomyError
+
+DATA = Path(__file__).parent / "data" / "taxonomy"
+runner = CliRunner()
+
+
+def test_validate_a_valid_tree_exits_0_with_a_summary():
+    result = runner.invoke(app, ["taxonomy", "validate", str(DATA / "valid")])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "4 leaves valid: 1 knowledge, 2 freeform skills, 1 grounded skill"
+
+
+def test_validate_defaults_to_taxonomy_in_the_working_directory(tmp_path, monkeypatch):
+    shutil.copytree(DATA / "valid" / "compositional_skills", tmp_path / "taxonomy" / "compositional_skills")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["taxonomy", "validate"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "2 leaves valid: 1 freeform skill, 1 grounded skill"
+
+
+def test_validate_a_broken_tree_exits_1_with_one_line_per_problem(tmp_path, monkeypatch):
+    shutil.copytree(DATA / "broken", tmp_path / "taxonomy")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["taxonomy", "validate", "taxonomy", "--max-seed-tokens", "300"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert "taxonomy/compositional_skills/duplicate_key/qna.yaml:9:5: duplicate key 'answer' in " \
+           "seed_examples[1] (only the last one would be read)" in lines
+    assert "taxonomy/compositional_skills/syntax_error/qna.yaml:8:25: YAML syntax: mapping values are " \
+           "not allowed here" in lines
+    assert "taxonomy/compositional_skills/long_seed/qna.yaml:9:5: seed example 3 is 353 tokens, more than " \
+           "the 300 a seed may use of the teacher's context; shorten it" in lines
+    assert lines[-1] == "20 problems in 13 of 13 leaves"
+    assert len(lines) == 21  # one line per problem, then the count
+
+
+def test_show_prints_the_tree_with_kinds_and_seed_counts():
+    result = runner.invoke(app, ["taxonomy", "show", str(DATA / "valid")])
+    assert result.exit_code == 0, result.output
+    assert "haiku  freeform skill 5 seeds" in result.output
+    assert "dates  grounded skill 5 seeds" in result.output
+    assert "tides  knowledge 5 contexts, 15 Q&A" in result.output
+    assert result.output.strip().splitlines()[-1] == "4 leaves: 1 knowledge, 2 freeform skills, 1 grounded skill"
+
+
+def test_show_marks_leaves_that_do_not_load():
+    result = runner.invoke(app, ["taxonomy", "show", str(DATA / "broken")])
+    assert result.exit_code == 0, result.output
+    assert "syntax_error  invalid 1 problem" in result.output
+    assert "duplicate_question  freeform skill 5 seeds 1 problem" in result.output
+
+
+def test_diff_lists_every_leaf_against_an_empty_base():
+    result = runner.invoke(app, ["taxonomy", "diff", "--base", "empty", str(DATA / "valid")])
+    assert result.exit_code == 0, result.output
+    lines = result.output.strip().splitlines()
+    assert lines[0] == "added      compositional_skills/extraction/dates"
+    assert lines[-1] == "4 leaves changed since an empty taxonomy"
+
+
+def test_a_missing_folder_is_a_user_error(tmp_path):
+    result = runner.invoke(app, ["taxonomy", "validate", str(tmp_path / "nope")])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, TaxonomyError)
+    assert "not found" in str(result.exception)
