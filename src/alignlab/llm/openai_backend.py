@@ -1,0 +1,293 @@
+"""The `openai` backend: any OpenAI-compatible server (vLLM, llama.cpp, Ollama, TGI, hosted APIs).
+
+Spec `openai:<base_url>#<model>`. A batch becomes many HTTP requests kept in flight at once
+(`max_in_flight`), one per sample: a request with `n=4` is sent as four `n=1` requests with
+seeds s..s+3, so every sample is individually cacheable, as with the local backend.
+
+- Chat requests go to /chat/completions, plain prompts to /completions; see `openai_wire.py`.
+- Connection errors, timeouts, 429 and 5xx are retried with exponential backoff (honouring
+  Retry-After); a request that still fails gets `Response.error` and the batch goes on. Other
+  4xx (a prompt beyond the context length, a bad parameter) fail that request at once.
+- Before a batch the server is probed (GET /models, 5 s): a dead URL fails in seconds with a
+  BackendError saying what to check, instead of every request retrying for minutes.
+- `loglikelihood` scores `context + continuation` through /completions with `echo` (vLLM and
+  `alignlab serve` support it). A chat-message context is rendered as a plain "User: ...\\n
+  Assistant:" transcript, because the server's chat template is not available to us; scores of
+  chat contexts therefore differ from the local backend's, which uses the model's template.
+- `count_tokens` asks the server's /tokenize (vLLM, `alignlab serve`) and falls back to
+  ceil(chars / 4) when there is none.
+- The API key comes from the environment variable `settings.api_key_env`; it is only ever put
+  in the Authorization header, and scrubbed from any error text a server echoes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+
+from alignlab.errors import BackendError, ConfigError
+from alignlab.llm.config import BackendSettings
+from alignlab.llm.openai_wire import (
+    chat_body, completion_body, echo_body, error_text, parse_answer, render_transcript, retry_after,
+    score_from_echo,
+)
+from alignlab.llm.specs import ModelSpec, parse_spec
+from alignlab.llm.types import (
+    BackendStats, Choice, OnDone, Request, Response, Score, ScoreRequest,
+)
+
+T = TypeVar("T")
+PROBE_TIMEOUT = 5.0
+PROBE_EVERY = 30.0  # seconds; a server that answered recently is not probed again
+
+
+@dataclass
+class _Session:
+    client: httpx.AsyncClient
+    slots: asyncio.Semaphore  # at most max_in_flight requests on the wire; backoff waits outside
+
+
+class OpenAIBackend:
+    def __init__(self, spec: ModelSpec | str, settings: BackendSettings | None = None):
+        spec = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
+        if spec.kind != "openai" or spec.base_url is None:
+            raise ConfigError(f"model spec {spec.raw!r} is not 'openai:<base_url>#<model>'")
+        self.settings = settings or BackendSettings()
+        self.model_id = spec.raw
+        self.base_url = spec.base_url
+        self.model = spec.name
+        self.stats = BackendStats()
+        self._key = os.environ.get(self.settings.api_key_env) or None
+        self._echo_max_tokens = 0  # becomes 1 for servers that refuse max_tokens=0
+        self._has_tokenize = True
+        self._sync_client: httpx.Client | None = None
+        self._last_contact = -math.inf
+        self._in_flight = 0
+        self._busy_since = 0.0
+
+    def __repr__(self) -> str:
+        return f"OpenAIBackend({self.model_id!r})"
+
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._key}"} if self._key else {}
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    # ------------------------------------------------------------ running the event loop
+
+    def _run(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        """Run a coroutine to completion from sync code, also when called inside a running loop
+        (a notebook, an async caller): then on a worker thread with its own loop."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(make())
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(lambda: asyncio.run(make())).result()
+
+    @asynccontextmanager
+    async def _session(self) -> AsyncIterator[_Session]:
+        """A client and its in-flight limit, for one batch on one event loop."""
+        n = self.settings.max_in_flight
+        timeout = httpx.Timeout(self.settings.timeout, connect=min(self.settings.timeout, 10.0))
+        async with httpx.AsyncClient(headers=self._headers(), timeout=timeout, limits=httpx.Limits(
+                max_connections=n, max_keepalive_connections=n)) as client:
+            await self._probe(client)
+            yield _Session(client, asyncio.Semaphore(n))
+
+    async def _probe(self, client: httpx.AsyncClient) -> None:
+        if time.monotonic() - self._last_contact < PROBE_EVERY:
+            return
+        url = f"{self.base_url}/models"
+        try:
+            answer = await client.get(url, timeout=PROBE_TIMEOUT)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            raise BackendError(
+                f"cannot reach the model server at {self.base_url} ({_reason(e)}): is the server "
+                f"running? is the URL right, including /v1?") from e
+        except httpx.HTTPError:
+            return  # it accepted the connection but is slow or odd: each request's own limits apply
+        if answer.status_code in (401, 403):
+            state = "is set" if self._key else "is not set"
+            raise BackendError(
+                f"the model server at {self.base_url} refused the API key (HTTP {answer.status_code}): "
+                f"check the environment variable {self.settings.api_key_env} ({state})")
+        self._last_contact = time.monotonic()
+
+    # ------------------------------------------------------------ one HTTP request, with retries
+
+    def _busy(self, delta: int) -> None:
+        """Track seconds with at least one request in flight (not the sum over requests)."""
+        if delta > 0 and self._in_flight == 0:
+            self._busy_since = time.perf_counter()
+        self._in_flight += delta
+        if delta < 0 and self._in_flight == 0:
+            self.stats.seconds += time.perf_counter() - self._busy_since
+
+    async def _post(self, session: _Session, path: str,
+                    body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None, int]:
+        """(answer, error, last HTTP status or 0): retries what a retry can fix, gives up cleanly."""
+        url, s = f"{self.base_url}{path}", self.settings
+        last, status = "", 0
+        for attempt in range(s.max_retries + 1):
+            wait = None
+            async with session.slots:
+                self.stats.calls += 1
+                self._busy(+1)
+                try:
+                    answer = await asyncio.wait_for(session.client.post(url, json=body), s.timeout)
+                except (httpx.TimeoutException, asyncio.TimeoutError):
+                    answer, last = None, f"no answer within {s.timeout:g} s"
+                except httpx.TransportError as e:
+                    answer, last = None, f"connection error ({_reason(e)})"
+                finally:
+                    self._busy(-1)
+            if answer is not None:
+                status = answer.status_code
+                if status == 200:
+                    try:
+                        data = answer.json()
+                    except ValueError:
+                        return None, f"{url}: the answer is not JSON: {answer.text[:200]!r}", status
+                    self._last_contact = time.monotonic()
+                    return data, None, status
+                reason = self._redact(error_text(answer))
+                if status != 429 and status < 500:
+                    if "context length" in reason.lower() or "context_length" in reason.lower():
+                        return None, f"context length exceeded ({url}: HTTP {status}: {reason})", status
+                    return None, f"{url}: HTTP {status}: {reason}", status
+                last, wait = f"HTTP {status}: {reason}", retry_after(answer)
+            if attempt < s.max_retries:
+                await asyncio.sleep(wait if wait is not None
+                                    else s.backoff * 2 ** attempt * random.uniform(1.0, 1.1))
+        return None, f"{url}: gave up after {s.max_retries + 1} attempts; last: {last}", status
+
+    # ------------------------------------------------------------ generation
+
+    def generate(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Response]:
+        """Answer every request; `on_done` fires on the thread running the event loop."""
+        requests = list(requests)
+        return self._run(lambda: self._generate(requests, on_done))
+
+    async def _generate(self, requests: list[Request], on_done: OnDone | None) -> list[Response]:
+        responses = [Response(choices=[Choice("", "length") for _ in range(r.params.n)]) for r in requests]
+        pending = [r.params.n for r in requests]
+        self.stats.requests += len(requests)
+
+        async def one(session: _Session | None, i: int, j: int, sample: Request) -> None:
+            choice, prompt_tokens, error = await self._sample(session, sample)
+            if error is None:
+                responses[i].choices[j] = choice
+                responses[i].prompt_tokens = prompt_tokens
+            else:
+                responses[i].error = error
+                self.stats.failures += 1
+            pending[i] -= 1
+            if pending[i] == 0 and on_done:
+                on_done(i, responses[i])
+
+        samples = [(i, j, s) for i, r in enumerate(requests) for j, s in enumerate(r.samples())]
+        if not any(s.params.max_tokens for _, _, s in samples):  # nothing to ask the server
+            await asyncio.gather(*(one(None, *x) for x in samples))
+            return responses
+        async with self._session() as session:
+            await asyncio.gather(*(one(session, *x) for x in samples))
+        return responses
+
+    async def _sample(self, session: _Session | None,
+                      request: Request) -> tuple[Choice, int, str | None]:
+        if request.params.max_tokens == 0 or session is None:
+            return Choice("", "length"), 0, None  # as the local backend: nothing to generate
+        if request.is_chat:
+            path, body = "/chat/completions", chat_body(self.model, request)
+        else:
+            path, body = "/completions", completion_body(self.model, request)
+        data, error, _ = await self._post(session, path, body)
+        if data is None:
+            return Choice(""), 0, error
+        try:
+            choice, prompt_tokens = parse_answer(data, request)
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            return Choice(""), 0, f"{self.base_url}{path}: unexpected answer ({type(e).__name__}: {e})"
+        self.stats.prompt_tokens += prompt_tokens
+        self.stats.completion_tokens += choice.completion_tokens
+        return choice, prompt_tokens, None
+
+    # ------------------------------------------------------------ scoring
+
+    def loglikelihood(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        requests = list(requests)
+        return self._run(lambda: self._loglikelihood(requests))
+
+    async def _loglikelihood(self, requests: list[ScoreRequest]) -> list[Score]:
+        self.stats.requests += len(requests)
+        if not any(r.continuation for r in requests):
+            return [Score(0.0, 0, True) for _ in requests]
+        async with self._session() as session:
+            return list(await asyncio.gather(*(self._score(session, r) for r in requests)))
+
+    async def _score(self, session: _Session, request: ScoreRequest) -> Score:
+        if not request.continuation:
+            return Score(0.0, 0, True)
+        context = (request.context if isinstance(request.context, str)
+                   else render_transcript(request.context, request.continuation))
+        text = context + request.continuation
+        while True:
+            tried = self._echo_max_tokens
+            data, error, status = await self._post(session, "/completions",
+                                                   echo_body(self.model, text, tried))
+            # Some servers refuse max_tokens=0; one generated token is then ignored by offset.
+            if data is None and status == 400 and tried == 0 and not error.startswith("context length"):
+                self._echo_max_tokens = 1
+                continue
+            break
+        if data is None:
+            self.stats.failures += 1
+            return Score(float("-inf"), 0, False, error=error)
+        try:
+            score = score_from_echo(data, len(context), len(text))
+        except (KeyError, IndexError, TypeError, ValueError) as e:
+            score = Score(float("-inf"), 0, False, error=(
+                f"{self.base_url}/completions: no echoed log-probs to score with "
+                f"({type(e).__name__}: {e}); the server must support echo with logprobs"))
+        if score.error:
+            self.stats.failures += 1
+        self.stats.scored_tokens += score.n_tokens
+        return score
+
+    # ------------------------------------------------------------ tokens
+
+    def count_tokens(self, text: str) -> int:
+        if self._has_tokenize:
+            # vLLM serves /tokenize beside /v1, not under it.
+            root = self.base_url.removesuffix("/v1")
+            self._sync_client = self._sync_client or httpx.Client(headers=self._headers(), timeout=PROBE_TIMEOUT)
+            try:
+                answer = self._sync_client.post(f"{root}/tokenize", json={
+                    "model": self.model, "prompt": text, "add_special_tokens": False})
+                if answer.status_code == 200:
+                    return int(answer.json()["count"])
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                pass
+            self._has_tokenize = False
+        return math.ceil(len(text) / 4)
+
+    def close(self) -> None:
+        if self._sync_client is not None:
+            self._sync_client.close()
+            self._sync_client = None
+
+
+def _reason(e: Exception) -> str:
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
