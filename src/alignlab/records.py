@@ -5,6 +5,15 @@ A `Sample` is one training conversation in the messages format InstructLab and T
 preference pair in TRL's conversational form. `metadata` carries the lineage: which taxonomy
 leaf, seed, chunk, generator, template hash, teacher and judge scores produced the row.
 
+Lineage keys in `metadata` (every producer fills the ones that apply):
+    leaf, leaf_kind        taxonomy leaf path; knowledge | freeform_skill | grounded_skill | general
+    seed_index, chunk_id   which seed example / document chunk the row grew from
+    generator              e.g. "knowledge_qa", "knowledge_chunk", "freeform", "grounded", "magpie"
+    templates              {template name: template hash} of every prompt used
+    teacher                model id of the model that wrote it
+    judges                 {judge name: {"score", "model", "template", "method"}}
+    stage                  the stage that produced the row; `source` once mixed into a phase
+
 Records are plain dataclasses serialised to one JSON object per line; `from_dict` rejects
 unknown top-level keys so a malformed file is caught where it is read, not three stages later.
 """

@@ -63,12 +63,20 @@ def tree_fingerprint(root: str | Path, pattern: str = "**/*") -> str:
 
 
 def code_version(*objects: Any) -> str:
-    """Fingerprint of the source files that define `objects` (modules, functions, classes).
+    """Fingerprint of the source that defines `objects`: a package's whole folder (code and
+    prompt templates), or the file of a module, function or class.
 
     Recorded in each manifest so that editing a stage's code re-runs that stage.
     """
-    files = sorted({inspect.getsourcefile(o) for o in objects if inspect.getsourcefile(o)})
-    return fingerprint([(Path(f).name, file_fingerprint(f)) for f in files])
+    files: set[Path] = set()
+    for o in objects:
+        if hasattr(o, "__path__"):  # a package
+            for folder in o.__path__:
+                files.update(p for p in Path(folder).rglob("*")
+                             if p.is_file() and p.suffix in (".py", ".jinja", ".yaml", ".json"))
+        elif inspect.getsourcefile(o):
+            files.add(Path(inspect.getsourcefile(o)))
+    return fingerprint([(p.name, file_fingerprint(p)) for p in sorted(files)])
 
 
 def versions() -> dict[str, str]:

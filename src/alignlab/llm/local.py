@@ -151,7 +151,8 @@ class LocalBackend:
                                  past_key_values=cache, use_cache=True)
                 cache = out.past_key_values
                 logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
-                next_ids = [self._step(row, logprobs[k]) for k, row in enumerate(active)]
+                chosen = _choose_tokens(logprobs, active)
+                next_ids = [self._record(row, token, logprobs[k]) for k, (row, token) in enumerate(zip(active, chosen))]
                 self.stats.completion_tokens += len(active)
                 still = [k for k, row in enumerate(active) if row.finish is None]
                 if not still:
@@ -166,16 +167,9 @@ class LocalBackend:
                 mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype)], dim=-1)
                 positions = positions[:, -1:] + 1
 
-    def _step(self, row: _Row, logprobs: torch.Tensor) -> int:
-        """Choose the row's next token, record it, and decide whether the row is finished."""
+    def _record(self, row: _Row, token: int, logprobs: torch.Tensor) -> int:
+        """Append the chosen token to the row and decide whether the row is finished."""
         p = row.params
-        if p.temperature > 0:
-            probs = torch.softmax(logprobs / p.temperature, dim=-1)
-            if p.top_p < 1.0:
-                probs = _top_p_filter(probs, p.top_p)
-            token = int(torch.multinomial(probs, 1, generator=row.generator))
-        else:
-            token = int(torch.argmax(logprobs))
         if p.logprobs:
             top = torch.topk(logprobs, p.logprobs)
             row.logprobs.append(TokenLogprob(
@@ -281,11 +275,29 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return ids
 
 
-def _top_p_filter(probs: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Nucleus sampling: keep the smallest set of tokens whose probability reaches top_p."""
-    sorted_probs, order = torch.sort(probs, descending=True)
-    cumulative = sorted_probs.cumsum(-1)
-    drop = cumulative - sorted_probs > top_p  # tokens entirely beyond the nucleus
-    sorted_probs[drop] = 0.0
+def _choose_tokens(logprobs: torch.Tensor, rows: list[_Row]) -> list[int]:
+    """Next token of every row: argmax for greedy rows; for sampled rows, temperature and
+    nucleus filtering done for the whole batch at once (one sort, not one per row), then a
+    draw from each row's own seeded generator."""
+    chosen = logprobs.argmax(-1)
+    sampled = [k for k, r in enumerate(rows) if r.params.temperature > 0]
+    if sampled:
+        index = torch.tensor(sampled)
+        temperature = torch.tensor([rows[k].params.temperature for k in sampled]).unsqueeze(-1)
+        top_p = torch.tensor([rows[k].params.top_p for k in sampled]).unsqueeze(-1)
+        probs = torch.softmax(logprobs[index] / temperature, dim=-1)
+        if bool((top_p < 1.0).any()):
+            probs = _top_p_filter(probs, top_p)
+        for j, k in enumerate(sampled):
+            chosen[k] = torch.multinomial(probs[j], 1, generator=rows[k].generator)[0]
+    return chosen.tolist()
+
+
+def _top_p_filter(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Nucleus sampling, per row: keep the smallest set of tokens whose probability reaches
+    that row's top_p."""
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True)
+    beyond = sorted_probs.cumsum(-1) - sorted_probs > top_p  # tokens entirely past the nucleus
+    sorted_probs = sorted_probs.masked_fill(beyond, 0.0)
     filtered = torch.zeros_like(probs).scatter(-1, order, sorted_probs)
-    return filtered / filtered.sum()
+    return filtered / filtered.sum(-1, keepdim=True)

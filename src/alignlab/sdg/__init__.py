@@ -1,0 +1,1 @@
+"""Synthetic data generation guided by the taxonomy: generators, judges, prompt templates."""

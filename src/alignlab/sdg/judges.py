@@ -1,0 +1,135 @@
+"""Judges: a model grades a candidate on a small integer scale, and the grade is read from the
+probabilities of the score tokens rather than from the text.
+
+Asking "reply with a score from 1 to 5" and taking the *expected* score under the model's
+next-token distribution gives a continuous, much less noisy grade than the single sampled digit
+(and works even for a small model that writes a digit only some of the time). Where a server
+returns no log-probabilities, the score is parsed from the text instead; a reply with neither
+is `unparseable`. Pairwise comparison reads P("A") vs P("B") the same way, in both orders, so
+a judge's preference for the first position cancels out.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from alignlab.llm.types import Backend, Choice, GenerationParams, OnDone, Request
+from alignlab.sdg.templates import load_template
+
+# The score must carry at least this much probability at the position read, else the model
+# was saying something else there (e.g. "The answer...") and we look further or parse text.
+MIN_LABEL_MASS = 0.05
+TOP_K = 20
+
+
+@dataclass
+class Judgement:
+    score: float | None  # expected score on the scale; None when unreadable
+    method: str  # "logprobs" | "text" | "unparseable" | "failed"
+    probs: dict[str, float] = field(default_factory=dict)
+    raw: str = ""
+
+    def lineage(self, model: str, template_hash: str) -> dict[str, Any]:
+        return {"score": None if self.score is None else round(self.score, 4), "method": self.method,
+                "model": model, "template": template_hash}
+
+
+def label_distribution(choice: Choice, labels: Sequence[str]) -> dict[str, float] | None:
+    """P(label) at the first generated position where the labels carry real probability,
+    renormalised over the labels (" 4" and "4" count as the same label)."""
+    for position in choice.logprobs or []:
+        mass: dict[str, float] = {}
+        for token, logprob in position.top:
+            key = token.strip()
+            if key in labels:
+                mass[key] = mass.get(key, 0.0) + math.exp(logprob)
+        total = sum(mass.values())
+        if total >= MIN_LABEL_MASS:
+            return {label: mass.get(label, 0.0) / total for label in labels}
+        if position.token.strip():  # the model committed to some other word: stop looking
+            return None
+    return None
+
+
+def parse_label(text: str, labels: Sequence[str]) -> str | None:
+    """The first label standing alone as a word in the text."""
+    for word in re.findall(r"[A-Za-z0-9]+", text):
+        if word in labels:
+            return word
+    return None
+
+
+def read_score(choice: Choice, scale: tuple[int, int]) -> Judgement:
+    labels = [str(s) for s in range(scale[0], scale[1] + 1)]
+    dist = label_distribution(choice, labels)
+    if dist is not None:
+        return Judgement(sum(int(k) * p for k, p in dist.items()), "logprobs", dist, choice.text)
+    parsed = parse_label(choice.text, labels)
+    if parsed is not None:
+        return Judgement(float(parsed), "text", {parsed: 1.0}, choice.text)
+    return Judgement(None, "unparseable", {}, choice.text)
+
+
+@dataclass(frozen=True)
+class JudgeSpec:
+    name: str  # e.g. "faithfulness"; the key in metadata["judges"]
+    template: str  # prompt template file name
+    scale: tuple[int, int] = (1, 5)
+
+
+def judge_requests(spec: JudgeSpec, items: Sequence[dict[str, Any]],
+                   override_dir: str | None = None) -> list[Request]:
+    template = load_template(spec.template, override_dir)
+    params = GenerationParams(max_tokens=4, temperature=0.0, logprobs=TOP_K)
+    return [Request(messages=tuple(template.messages(**item, scale=spec.scale)), params=params)
+            for item in items]
+
+
+def run_judge(backend: Backend, spec: JudgeSpec, items: Sequence[dict[str, Any]],
+              override_dir: str | None = None, on_done: OnDone | None = None) -> list[Judgement]:
+    """Grade every item (a dict of the template's variables) in one batch."""
+    responses = backend.generate(judge_requests(spec, items, override_dir), on_done=on_done)
+    return [read_score(r.choices[0], spec.scale) if r.ok else Judgement(None, "failed", raw=r.error or "")
+            for r in responses]
+
+
+@dataclass
+class Comparison:
+    p_first: float | None  # P(answer `a` is better), averaged over both presentation orders
+    p_a_shown_first: float | None
+    p_a_shown_second: float | None
+    method: str
+
+
+def compare(backend: Backend, prompts: Sequence[str], answers_a: Sequence[str],
+            answers_b: Sequence[str], template: str = "judge_pairwise",
+            override_dir: str | None = None) -> list[Comparison]:
+    """For each prompt, how likely the judge prefers `a` over `b`, judged in both orders."""
+    tpl = load_template(template, override_dir)
+    params = GenerationParams(max_tokens=4, temperature=0.0, logprobs=TOP_K)
+    requests = []
+    for prompt, a, b in zip(prompts, answers_a, answers_b, strict=True):
+        requests.append(Request(messages=tuple(tpl.messages(prompt=prompt, first=a, second=b)), params=params))
+        requests.append(Request(messages=tuple(tpl.messages(prompt=prompt, first=b, second=a)), params=params))
+    responses = backend.generate(requests)
+    out = []
+    for k in range(0, len(responses), 2):
+        ab = _p_first(responses[k].choices[0]) if responses[k].ok else None
+        ba = _p_first(responses[k + 1].choices[0]) if responses[k + 1].ok else None
+        if ab is None or ba is None:
+            out.append(Comparison(None, ab, None if ba is None else 1 - ba, "unparseable"))
+        else:
+            out.append(Comparison((ab + (1 - ba)) / 2, ab, 1 - ba, "logprobs"))
+    return out
+
+
+def _p_first(choice: Choice) -> float | None:
+    dist = label_distribution(choice, ("A", "B"))
+    if dist is not None:
+        return dist["A"]
+    parsed = parse_label(choice.text, ("A", "B"))
+    return None if parsed is None else float(parsed == "A")

@@ -1,0 +1,49 @@
+"""MAGPIE: draw instructions out of an aligned model by giving it only the start of a user turn.
+
+An instruction-tuned model, shown its chat template up to where a user message begins, writes
+a plausible user request itself. Those requests are answered, judged like freeform skills, and
+serve as general replay data that needs no seed examples. It needs the raw chat template, so
+it runs on local teachers (`enabled: auto`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+
+from alignlab.sdg.candidates import Candidate, parse_answer, parse_question
+from alignlab.sdg.steps import GenContext, answering, ask_step, judge_step, novelty_step, questioning
+
+LEAF = "general/magpie"
+GENERATOR = "magpie"
+TASK = "A request that a user might make of a helpful, general-purpose assistant."
+_MARK = "\x00MAGPIE\x00"
+
+
+def user_turn_prefix(tokenizer: Any) -> str:
+    """The chat template rendered up to the first character of a user message."""
+    rendered = tokenizer.apply_chat_template([{"role": "user", "content": _MARK}], tokenize=False,
+                                             add_generation_prompt=False)
+    return rendered[: rendered.index(_MARK)]
+
+
+def plan(count: int) -> list[Candidate]:
+    return [Candidate(leaf=LEAF, leaf_kind="general", generator=GENERATOR, order=(k,),
+                      lineage={"sample_index": k}) for k in range(count)]
+
+
+def run(ctx: GenContext, candidates: Sequence[Candidate]) -> None:
+    if not candidates:
+        return
+    prefix = user_turn_prefix(ctx.teacher.tokenizer)
+    # Drawing instructions out of the template needs real diversity: sample at T >= 1.
+    drawing = replace(questioning(ctx), stop=(), temperature=max(ctx.settings.temperature, 1.0))
+    ask_step(ctx, candidates, step="question", into="question", parse=parse_question, params=drawing,
+             build=lambda c: {"prompt": prefix}, templates={"magpie": "chat-template-user-prefix"})
+    novelty_step(ctx, candidates, {})
+    judge_step(ctx, candidates, "question", lambda c: {"task_description": TASK, "question": c.question,
+                                                       "context": None})
+    ask_step(ctx, candidates, step="answer", into="answer", parse=parse_answer, params=answering(ctx),
+             build=lambda c: {"messages": ({"role": "user", "content": c.question},)})
+    judge_step(ctx, candidates, "quality", lambda c: {"question": c.question, "answer": c.answer, "context": None})

@@ -1,0 +1,179 @@
+"""`alignlab generate`: the teacher writes training data for every leaf of the taxonomy.
+
+    alignlab generate -c alignlab.yaml [--leaf 'compositional_skills/*'] [--engine ray]
+
+Writes `runs/<name>/generate/`: `samples.jsonl` (accepted, the Sample contract), `rejects.jsonl`
+(every reject with its reason and the raw teacher text), `counts.json` (per leaf, per reason),
+`chunks.jsonl` (the document chunks), and `manifest.json` last. Killed at any point, a re-run
+asks the teacher nothing it already answered (the request cache) and writes the same files.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from rich.console import Console
+
+import alignlab.sdg
+import alignlab.taxonomy.chunking
+from alignlab.config import Config
+from alignlab.errors import AlignlabError
+from alignlab.llm import RequestCache, open_backend
+from alignlab.llm.types import Backend
+from alignlab.progress import progress_bar
+from alignlab.records import Sample
+from alignlab.sdg import knowledge, magpie, skills
+from alignlab.sdg.candidates import Candidate
+from alignlab.sdg.progress import GenerationProgress
+from alignlab.sdg.steps import GenContext, cap_step
+from alignlab.stage import start_stage
+from alignlab.store import tree_fingerprint, write_jsonl
+from alignlab.tally import Tally
+from alignlab.taxonomy import Leaf, load_taxonomy, read_documents
+from alignlab.taxonomy.chunking import Chunk, chunk_text
+
+
+@dataclass
+class Plan:
+    leaves: dict[str, Leaf]
+    chunks: dict[str, list[Chunk]]  # knowledge leaf -> its chunks
+    candidates: list[Candidate]
+
+
+def request_cache(cfg: Config) -> RequestCache:
+    return RequestCache(cfg.path(cfg.backend.cache) if cfg.backend.cache
+                        else cfg.run_dir.path / "requests.sqlite")
+
+
+def open_models(cfg: Config) -> tuple[Backend, Backend]:
+    """The teacher and the judge, behind the run's request cache."""
+    cache = request_cache(cfg)
+    teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir)
+    judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir)
+    return teacher, judge
+
+
+def magpie_enabled(cfg: Config) -> bool:
+    enabled = cfg.generate.magpie.enabled
+    local = not cfg.models.teacher.startswith("openai:")
+    if enabled is True and not local:
+        raise AlignlabError("generate.magpie needs the teacher's raw chat template, which a model behind "
+                            "an OpenAI-compatible server does not expose; set generate.magpie.enabled: false")
+    return bool(cfg.generate.magpie.count) and (enabled is True or (enabled == "auto" and local))
+
+
+def select_leaves(cfg: Config, pattern: str | None) -> list[Leaf]:
+    leaves = load_taxonomy(cfg.taxonomy_path)  # raises with every problem, before any teacher call
+    if pattern:
+        leaves = [lf for lf in leaves if fnmatch.fnmatch(lf.path, pattern) or lf.path.startswith(pattern.rstrip("/*"))]
+        if not leaves:
+            raise AlignlabError(f"--leaf {pattern!r} matches no leaf of {cfg.taxonomy_path}")
+    return leaves
+
+
+def plan(cfg: Config, leaves: list[Leaf], count_tokens: Any, with_magpie: bool) -> Plan:
+    s = cfg.generate
+    chunks: dict[str, list[Chunk]] = {}
+    candidates: list[Candidate] = []
+    for leaf in leaves:
+        if leaf.kind == "knowledge":
+            chunks[leaf.path] = [c for doc in read_documents(leaf)
+                                 for c in chunk_text(doc.text, doc.path, count_tokens, s.chunk_tokens, s.chunk_overlap)]
+            candidates += knowledge.plan(leaf, chunks[leaf.path], s.qa_per_chunk)
+        else:
+            candidates += skills.plan(leaf, s.samples_per_seed)
+    if with_magpie:
+        candidates += magpie.plan(s.magpie.count)
+    return Plan({lf.path: lf for lf in leaves}, chunks, candidates)
+
+
+def run_generators(ctx: GenContext, candidates: list[Candidate], leaves: dict[str, Leaf]) -> None:
+    """Every generator over its candidates — all leaves at once (local engine) or one shard
+    (a Ray task): the same code either way."""
+    knowledge.run(ctx, [c for c in candidates if c.generator == knowledge.GENERATOR], leaves)
+    skills.run(ctx, [c for c in candidates if c.generator in (skills.FREEFORM, skills.GROUNDED)], leaves)
+    magpie.run(ctx, [c for c in candidates if c.generator == magpie.GENERATOR])
+
+
+def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = False,
+             console: Console | None = None, models: tuple[Backend, Backend] | None = None
+             ) -> dict[str, Any]:
+    """Run the stage; `models` (teacher, judge) replaces the configured ones (tests)."""
+    console = console or Console()
+    s = cfg.generate
+    leaves = select_leaves(cfg, leaf_pattern)
+    run = start_stage(cfg, "generate", code=(alignlab.sdg, alignlab.taxonomy.chunking),
+                      settings={"generate": s.model_dump(mode="json"), "teacher": cfg.models.teacher,
+                                "judge": cfg.judge, "leaf_pattern": leaf_pattern},
+                      inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path)})
+    if run.done and not force:
+        console.print(f"generate: unchanged since the last run, outputs in {run.dir.path}")
+        return run.manifest
+    teacher, judge = models or open_models(cfg)
+    work = plan(cfg, leaves, teacher.count_tokens, magpie_enabled(cfg))
+    # Teacher and judge are often one model: count its time once, and only this stage's share.
+    models = list({id(getattr(b, "backend", b)): b for b in (teacher, judge)}.values())
+    busy_before = sum(b.stats.seconds for b in models)
+    tokens_before = teacher.stats.completion_tokens
+    started = time.perf_counter()
+    with progress_bar(console) as bar:
+        tracker = GenerationProgress(bar, work.candidates)
+        ctx = GenContext(teacher=teacher, judge=judge, settings=s, progress=tracker)
+        if s.engine == "ray":
+            from alignlab.sdg.ray_engine import run_on_ray
+
+            work.candidates = run_on_ray(cfg, work, tracker)
+        else:
+            run_generators(ctx, work.candidates, work.leaves)
+        cap_step(work.candidates, s.max_samples_per_leaf)
+        samples, tally = collect(work, teacher.model_id)
+        for leaf in sorted({c.leaf for c in work.candidates}):
+            tracker.finish_leaf(leaf, tally.kept.get(leaf, 0))
+    wall = time.perf_counter() - started
+    write_jsonl(run.dir.file("samples.jsonl"), samples)
+    write_jsonl(run.dir.file("chunks.jsonl"), [{"leaf": leaf, **c.__dict__}
+                                              for leaf, cs in work.chunks.items() for c in cs])
+    counts = tally.write(run.dir)
+    busy = sum(b.stats.seconds for b in models) - busy_before
+    counts.update(candidates=len(work.candidates), samples=len(samples), wall_seconds=round(wall, 2),
+                  teacher_seconds=round(busy, 2), teacher_utilisation=round(busy / wall, 3) if wall else None,
+                  teacher_tokens=teacher.stats.completion_tokens - tokens_before)
+    manifest = run.finish(counts)
+    print_summary(console, tally, counts, run.dir.path)
+    return manifest
+
+
+def collect(work: Plan, teacher: str) -> tuple[list[Sample], Tally]:
+    """Accepted candidates become samples (plus the knowledge chunks); rejects keep their reason."""
+    tally = Tally("generate")
+    samples: list[Sample] = []
+    for c in sorted(work.candidates, key=lambda c: (c.leaf, c.generator, c.order)):
+        if c.alive:
+            samples.append(c.to_sample(teacher))
+            tally.keep(c.leaf)
+        else:
+            tally.reject(c.to_reject_record(teacher), c.rejected, c.leaf, detail=c.detail)
+    for path, chunks in sorted(work.chunks.items()):
+        chunk_rows = knowledge.chunk_samples(work.leaves[path], chunks)
+        samples += chunk_rows
+        tally.keep(path, len(chunk_rows))
+    return samples, tally
+
+
+def print_summary(console: Console, tally: Tally, counts: dict[str, Any], out: Any) -> None:
+    console.print(tally.table("generate: accepted and rejected per leaf"))
+    for leaf, c in counts["by_leaf"].items():
+        if c["kept"] == 0 and c["rejected"]:
+            reason, n = max(c["rejected"].items(), key=lambda kv: kv[1])
+            example = tally.example(reason, leaf)
+            shown = (example.record.get("question") or example.record.get("raw", {})) if example else ""
+            console.print(f"[yellow]{leaf}: every candidate was rejected; most by '{reason}' ({n}), "
+                          f"e.g. {str(shown)[:160]!r} {example.detail if example else ''}[/]", highlight=False)
+    util = counts.get("teacher_utilisation")
+    console.print(f"generate: {counts['samples']} samples ({counts['kept']} kept incl. chunks, "
+                  f"{counts['rejected']} rejected) in {counts['wall_seconds']:.0f}s"
+                  + (f", teacher busy {util:.0%} of the time" if util is not None else "")
+                  + f" -> {out}", highlight=False)

@@ -1,0 +1,65 @@
+"""What every stage shares: its directory, its fingerprint, and the manifest written last.
+
+A stage function begins with `start_stage(...)`; when `run.done` it returns the finished
+manifest instead of working again (unless forced); after its outputs are written it calls
+`run.finish(counts)`. The fingerprint covers the stage's settings, the models it uses, the
+fingerprints of its inputs (upstream manifests, files) and its own code, so a change to any of
+them re-runs the stage and, through the inputs, everything downstream.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from alignlab.config import Config
+from alignlab.errors import AlignlabError
+from alignlab.store import StageDir, code_version, fingerprint, write_json
+
+
+@dataclass
+class StageRun:
+    cfg: Config
+    dir: StageDir
+    fingerprint: str
+    inputs: dict[str, str]
+    settings: dict[str, Any]
+    started: float = field(default_factory=time.time)
+
+    @property
+    def done(self) -> bool:
+        return self.dir.is_done(self.fingerprint)
+
+    @property
+    def manifest(self) -> dict[str, Any] | None:
+        return self.dir.manifest()
+
+    def finish(self, counts: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        write_json(self.dir.file("config.json"), self.cfg.resolved())
+        return self.dir.write_manifest(fingerprint=self.fingerprint, inputs=self.inputs,
+                                       config=self.settings, counts=counts, started=self.started,
+                                       extra=extra)
+
+
+def start_stage(cfg: Config, name: str, *, settings: dict[str, Any], inputs: dict[str, str],
+                code: tuple[Any, ...]) -> StageRun:
+    """Open `runs/<name>/<stage>/` and compute the stage's fingerprint."""
+    stage_dir = cfg.run_dir.stage(name)
+    fp = fingerprint({"stage": name, "settings": settings, "inputs": inputs,
+                      "code": code_version(*code)})
+    return StageRun(cfg=cfg, dir=stage_dir, fingerprint=fp, inputs=inputs, settings=settings)
+
+
+def finished_stage(cfg: Config, name: str) -> StageDir:
+    """An upstream stage's directory; a clear error when it has not finished yet."""
+    stage_dir = StageDir(cfg.run_dir.path / name, name)
+    if stage_dir.manifest() is None:
+        raise AlignlabError(f"stage '{name}' has not finished in {stage_dir.path}; "
+                            f"run `alignlab {name} -c <config>` (or `alignlab run`) first")
+    return stage_dir
+
+
+def upstream(cfg: Config, name: str) -> str:
+    """The fingerprint of a finished upstream stage, used as this stage's input fingerprint."""
+    return finished_stage(cfg, name).manifest()["fingerprint"]

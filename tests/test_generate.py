@@ -1,0 +1,210 @@
+"""`alignlab generate`: accounting, judging, resume, engines and bad input, on a scripted teacher."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from alignlab.config import load_config
+from alignlab.errors import AlignlabError
+from alignlab.llm.cache import CachedBackend, RequestCache
+from alignlab.llm.types import BackendStats, Choice, Request, Response, TokenLogprob
+from alignlab.sdg.judges import read_score
+from alignlab.sdg.stage import generate
+from alignlab.store import read_jsonl
+
+EXAMPLES = Path(__file__).parent.parent / "examples" / "taxonomy"
+JUDGES = ("faithfulness", "relevance", "standalone", "question", "quality")
+WORDS = ["harbour", "lantern", "copper", "meadow", "falcon", "quartz", "ember", "willow", "basalt",
+         "orchid", "tundra", "cobalt", "saffron", "glacier", "juniper", "marble"]
+
+
+def digest(*parts) -> int:
+    return int(hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:8], 16)
+
+
+def score_choice(score: int) -> Choice:
+    """A judge reply whose score-token distribution centres on `score`."""
+    probs = {score: 0.7, max(1, score - 1): 0.2, min(5, score + 1): 0.1}
+    top = sorted(((f" {s}", math.log(p)) for s, p in probs.items()), key=lambda t: -t[1])
+    return Choice(f" {score}", logprobs=[TokenLogprob(f" {score}", top[0][1], top)], completion_tokens=1)
+
+
+class ScriptedTeacher:
+    """Answers each kind of prompt in the shape the generators expect; judges score by a hash
+    of the content, so some candidates pass and some fail; every sample request is counted."""
+
+    def __init__(self, interrupt_after: int | None = None, unparseable_every: int = 9):
+        self.model_id = "scripted-teacher"
+        self.stats = BackendStats()
+        self.seen: list[str] = []
+        self.interrupt_after = interrupt_after
+        self.unparseable_every = unparseable_every
+
+    def reply(self, r: Request) -> Choice:
+        text = json.dumps(r.payload(), sort_keys=True)
+        h = digest(text, r.params.seed)
+        if r.params.logprobs:
+            return score_choice(1 + h % 5)
+        system = r.messages[0]["content"] if r.messages else ""
+        if h % self.unparseable_every == 0:
+            return Choice("?")
+        words = " ".join(WORDS[(h >> k) % len(WORDS)] for k in range(0, 20, 4))
+        if "short example texts" in system:
+            return Choice(f"A notice about the {words} says the opening is on Monday at nine and "
+                          f"tickets cost four coins each at the door.")
+        if "exam questions" in system or "new tasks" in system or "on a given text" in system:
+            return Choice(f" Which {words} is described?")
+        return Choice(f"It is the {words}, as the text states.", completion_tokens=8)
+
+    def generate(self, requests, on_done=None):
+        out = []
+        for i, request in enumerate(requests):
+            if self.interrupt_after is not None and len(self.seen) >= self.interrupt_after:
+                raise KeyboardInterrupt
+            self.seen.append(json.dumps(request.payload(), sort_keys=True))
+            self.stats.requests += 1
+            response = Response(choices=[self.reply(s) for s in request.samples()])
+            out.append(response)
+            if on_done:
+                on_done(i, response)
+        return out
+
+    def loglikelihood(self, requests):
+        raise AssertionError("generate scores nothing")
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    def close(self) -> None:
+        pass
+
+
+def workspace(tmp_path: Path, **generate_settings) -> Path:
+    shutil.copytree(EXAMPLES, tmp_path / "taxonomy")
+    settings = {"samples_per_seed": 2, "qa_per_chunk": 2, "chunk_tokens": 200, "magpie": {"enabled": False},
+                "thresholds": dict.fromkeys(JUDGES, 2.5), **generate_settings}
+    config = {"name": "t", "taxonomy": "taxonomy", "generate": settings}
+    (tmp_path / "alignlab.yaml").write_text(json.dumps(config))
+    return tmp_path / "alignlab.yaml"
+
+
+def run(config: Path, teacher: ScriptedTeacher, cache: Path | None = None, **kwargs):
+    cfg = load_config(config)
+    cached = CachedBackend(teacher, RequestCache(cache or cfg.run_dir.path / "requests.sqlite"))
+    return generate(cfg, models=(cached, cached), console=Console(file=open("/dev/null", "w")), **kwargs), cfg
+
+
+def test_accounting_sums_to_candidates_for_every_generator(tmp_path):
+    manifest, cfg = run(workspace(tmp_path), ScriptedTeacher())
+    out = cfg.run_dir.path / "generate"
+    samples = list(read_jsonl(out / "samples.jsonl"))
+    rejects = list(read_jsonl(out / "rejects.jsonl"))
+    counts = manifest["counts"]
+    generated = [s for s in samples if s["metadata"]["generator"] != "knowledge_chunk"]
+    assert len(generated) + len(rejects) == counts["candidates"]
+    by_generator: dict[str, list[int]] = {}
+    for row in generated:
+        by_generator.setdefault(row["metadata"]["generator"], [0, 0])[0] += 1
+    for row in rejects:
+        by_generator.setdefault(row["record"]["metadata"]["generator"], [0, 0])[1] += 1
+    # knowledge: chunks x 2; freeform and grounded: 6 seeds x 2 each
+    n_chunks = sum(1 for s in samples if s["metadata"]["generator"] == "knowledge_chunk")
+    assert n_chunks >= 3
+    assert sum(by_generator["knowledge_qa"]) == 2 * n_chunks
+    assert sum(by_generator["freeform"]) == 12 and sum(by_generator["grounded"]) == 12
+    assert all(kept > 0 and rejected > 0 for kept, rejected in by_generator.values())
+    reasons = {r["reason"] for r in rejects}
+    assert "unparseable" in reasons and any(r.startswith("low_") for r in reasons)
+    unparseable = next(r for r in rejects if r["reason"] == "unparseable")
+    assert unparseable["detail"]["raw"] == "?" and "raw" in unparseable["record"]
+    for row in generated:  # full lineage on every accepted sample
+        meta = row["metadata"]
+        assert {"leaf", "leaf_kind", "generator", "templates", "teacher", "judges"} <= set(meta)
+        assert all(len(h) == 12 for h in meta["templates"].values())
+        expected_judges = {"knowledge_qa": {"standalone", "faithfulness", "relevance"}}.get(
+            meta["generator"], {"question", "quality"})
+        assert set(meta["judges"]) == expected_judges
+        assert all(j["score"] >= 2.5 and j["method"] == "logprobs" for j in meta["judges"].values())
+    chunk = next(s for s in samples if s["metadata"]["generator"] == "knowledge_chunk")
+    assert chunk["unmask"] is True
+    assert sum(c["kept"] for c in counts["by_leaf"].values()) == len(samples)
+
+
+def test_judge_reads_the_expected_score_from_logprobs():
+    verdict = read_score(score_choice(4), (1, 5))
+    assert verdict.method == "logprobs"
+    assert verdict.score == pytest.approx(4 * 0.7 + 3 * 0.2 + 5 * 0.1)
+    text_only = read_score(Choice("I would say 2 out of 5"), (1, 5))
+    assert (text_only.score, text_only.method) == (2.0, "text")
+    assert read_score(Choice("no idea"), (1, 5)).method == "unparseable"
+
+
+def test_resume_after_interruption_is_byte_identical_and_asks_nothing_twice(tmp_path):
+    reference_teacher = ScriptedTeacher()
+    _, ref_cfg = run(workspace(tmp_path / "a"), reference_teacher)
+    reference = (ref_cfg.run_dir.path / "generate" / "samples.jsonl").read_bytes()
+
+    config = workspace(tmp_path / "b")
+    first = ScriptedTeacher(interrupt_after=len(reference_teacher.seen) // 2)
+    with pytest.raises(KeyboardInterrupt):
+        run(config, first)
+    assert not (tmp_path / "b" / "runs" / "t" / "generate" / "samples.jsonl").exists()
+    second = ScriptedTeacher()
+    _, cfg = run(config, second)
+    assert (cfg.run_dir.path / "generate" / "samples.jsonl").read_bytes() == reference
+    assert not set(first.seen) & set(second.seen)  # nothing answered before was asked again
+    assert len(first.seen) + len(second.seen) == len(reference_teacher.seen)
+    # a third run with nothing changed is skipped outright
+    third = ScriptedTeacher()
+    manifest, _ = run(config, third)
+    assert third.seen == [] and manifest["counts"]["samples"] > 0
+
+
+def test_all_rejected_leaf_gives_a_clear_summary_and_valid_empty_output(tmp_path, capsys):
+    config = workspace(tmp_path, thresholds={"question": 5.0, "quality": 5.0})
+    cfg = load_config(config)
+    cached = CachedBackend(ScriptedTeacher(), RequestCache(tmp_path / "c.sqlite"))
+    console = Console(record=True, width=200)
+    manifest = generate(cfg, leaf_pattern="compositional_skills/*", models=(cached, cached), console=console)
+    out = cfg.run_dir.path / "generate"
+    assert (out / "samples.jsonl").read_text() == ""
+    assert manifest["counts"]["samples"] == 0 and manifest["counts"]["rejected"] == 24
+    text = console.export_text()
+    assert "compositional_skills/writing/product_descriptions: every candidate was rejected" in text
+    assert "low_question" in text
+
+
+def test_invalid_taxonomy_stops_before_any_teacher_call(tmp_path):
+    config = workspace(tmp_path)
+    qna = next((tmp_path / "taxonomy" / "compositional_skills").rglob("qna.yaml"))
+    qna.write_text(qna.read_text().replace("task_description:", "task_descriptionn:"))
+    teacher = ScriptedTeacher()
+    with pytest.raises(AlignlabError, match=r"qna.yaml:\d+:\d+"):
+        run(config, teacher)
+    assert teacher.seen == []
+
+
+def test_ray_engine_gives_the_same_records_as_the_local_engine(tmp_path, tiny_model_dir):
+    pytest.importorskip("ray")
+    ids = {}
+    for engine in ("local", "ray"):
+        config = workspace(tmp_path / engine, engine=engine, samples_per_seed=1, qa_per_chunk=1,
+                           max_new_tokens=12, max_question_tokens=12, ray_shard_chunks=2,
+                           thresholds=dict.fromkeys(JUDGES, 1.0))
+        text = json.loads(config.read_text())
+        text["models"] = {"teacher": str(tiny_model_dir)}
+        config.write_text(json.dumps(text))
+        cfg = load_config(config)
+        generate(cfg, console=Console(file=open("/dev/null", "w")))
+        out = cfg.run_dir.path / "generate"
+        ids[engine] = ([r["id"] for r in read_jsonl(out / "samples.jsonl")],
+                       sorted((r["id"], r["reason"]) for r in read_jsonl(out / "rejects.jsonl")))
+    assert ids["local"] == ids["ray"]
+    assert len(ids["local"][0]) + len(ids["local"][1]) > 10
