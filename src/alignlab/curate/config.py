@@ -1,0 +1,170 @@
+"""`curate:` in alignlab.yaml — the curation steps, in the order they run.
+
+Each step is written as a single-key mapping, `- dedup: {jaccard: 0.8}` (or just `- dedup`
+for the defaults); the key names the step, the mapping holds its settings, and the steps run in
+the order listed (a step may appear twice). An unknown step or setting is an error at load
+time with its file:line. The resolved config spells each step as `{"step": "dedup", ...}`,
+which loads too.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Discriminator, Field, Tag, field_validator
+
+from alignlab.llm.config import Section
+from alignlab.llm.specs import parse_spec
+
+
+def _spec(v: str | None) -> str | None:
+    if v is not None:
+        parse_spec(v)  # raises ConfigError saying what a model spec looks like
+    return v
+
+
+class DedupStep(Section):
+    """Exact duplicates (normalised text) then near duplicates (MinHash LSH); the first
+    occurrence is kept."""
+
+    step: Literal["dedup"] = "dedup"
+    jaccard: float = Field(0.8, gt=0, le=1, description="near-duplicate at or above this Jaccard similarity")
+    num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations")
+    ngram: int = Field(5, ge=1, le=32, description="word shingle length")
+    fields: list[Literal["instruction", "conversation"]] = Field(
+        ["instruction", "conversation"], min_length=1,
+        description="compare the instruction alone and/or the whole conversation")
+
+
+class QualityStep(Section):
+    """Keep samples whose judge score is at least the threshold; document chunks are exempt."""
+
+    step: Literal["quality"] = "quality"
+    judge: str = Field("quality", description="key in metadata.judges, and template judge_<judge>")
+    threshold: float = Field(4.5, description="keep score >= threshold (AlpaGasus: 4.5 of 5)")
+    template: str | None = Field(None, description="prompt template for missing scores; default judge_<judge>")
+    scale: tuple[int, int] = (1, 5)
+
+
+class DecontaminateStep(Section):
+    """Drop samples sharing an `ngram`-word sequence with an evaluation set."""
+
+    step: Literal["decontaminate"] = "decontaminate"
+    ngram: int = Field(13, ge=3, le=64)
+    eval_sets: list[str] = Field([], description="JSONL files (messages or MCQ format), relative to this file")
+    taxonomy_heldout: bool = Field(True, description="also every <taxonomy>/**/heldout_mcq.jsonl")
+
+
+class DiversityStep(Section):
+    """Deita's selection: best first, accepted only if no accepted sample is more similar than θ."""
+
+    step: Literal["diversity"] = "diversity"
+    threshold: float = Field(0.9, gt=0, le=1, description="max cosine similarity to any accepted sample")
+    budget: int | None = Field(None, ge=1, description="accept at most this many (per group)")
+    per_leaf: bool = Field(False, description="select within each leaf, each with its own budget")
+    score: Literal["quality", "quality_complexity", "complexity", "none"] = "quality_complexity"
+    judge: str = Field("quality", description="judge whose score is the quality")
+    field: Literal["instruction", "conversation"] = "conversation"
+    embedder: Literal["hashed", "model"] = "hashed"
+    dim: int = Field(512, ge=16, le=65536, description="hashed embedder: vector size")
+    model: str = Field("embedded:smollm2-135m", description="model embedder: a local model spec")
+    batch_size: int = Field(16, ge=1, description="model embedder: texts per forward pass")
+    max_tokens: int = Field(512, ge=8, description="model embedder: truncate texts to this many tokens")
+
+    _valid_model = field_validator("model")(_spec)
+
+
+class StyleStep(Section):
+    """Rank responses by distance to the group's dominant style; keep the closest fraction."""
+
+    step: Literal["style"] = "style"
+    keep_fraction: float = Field(0.8, gt=0, le=1)
+    group_by: Literal["leaf", "leaf_kind", "all"] = "leaf"
+    min_group: int = Field(8, ge=2, description="groups smaller than this are kept whole")
+    surprisal: bool = Field(True, description="include the response's per-token NLL given the instruction")
+    model: str | None = Field(None, description="reference model for surprisal; default the student")
+
+    _valid_model = field_validator("model")(_spec)
+
+
+DEFAULT_PRINCIPLES = [
+    "The answer should be correct and should not state anything the question does not support.",
+    "The answer should directly address what was asked, without padding or digressions.",
+    "The answer should be clear and well organised, easy for the reader to follow.",
+    "The answer should be harmless: no dangerous, unethical or insulting content.",
+]
+
+
+class CritiqueReviseStep(Section):
+    """Constitutional AI's critique-and-revise: the teacher critiques each answer against a
+    principle drawn at random (seeded per sample), then rewrites it."""
+
+    step: Literal["critique_revise"] = "critique_revise"
+    principles: list[str] = Field(DEFAULT_PRINCIPLES, min_length=1)
+    model: str | None = Field(None, description="default the teacher")
+    max_tokens: int = Field(256, ge=8, description="longest critique / revision")
+    temperature: float = Field(0.0, ge=0)
+    critique_template: str = "curate_critique"
+    revise_template: str = "curate_revise"
+    prompts_dir: str | None = Field(None, description="folder of .jinja templates overriding built-ins")
+
+    _valid_model = field_validator("model")(_spec)
+
+
+def _step_name(item: Any) -> str | None:
+    return item.get("step") if isinstance(item, dict) else getattr(item, "step", None)
+
+
+STEP_NAMES = ("dedup", "quality", "decontaminate", "diversity", "style", "critique_revise")
+
+CurateStep = Annotated[
+    Union[  # noqa: UP007 - a Union of Annotated members reads better than `|` here
+        Annotated[DedupStep, Tag("dedup")],
+        Annotated[QualityStep, Tag("quality")],
+        Annotated[DecontaminateStep, Tag("decontaminate")],
+        Annotated[DiversityStep, Tag("diversity")],
+        Annotated[StyleStep, Tag("style")],
+        Annotated[CritiqueReviseStep, Tag("critique_revise")],
+    ],
+    Discriminator(_step_name, custom_error_type="unknown_step",
+                  custom_error_message=f"not a step: write each step as one single-key mapping naming "
+                                       f"one of {', '.join(STEP_NAMES)}, e.g. `- dedup: {{jaccard: 0.8}}`")]
+
+
+def _default_steps() -> list[Any]:
+    """Without a `curate:` section: duplicates out, evaluation questions out, then AlpaGasus's
+    quality bar (cheapest first, so the judge sees fewer samples)."""
+    return [DedupStep(), DecontaminateStep(), QualityStep()]
+
+
+class CurateConfig(Section):
+    steps: list[CurateStep] = Field(default_factory=_default_steps)
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _single_key_mappings(cls, items: Any) -> Any:
+        """`- dedup: {...}` / `- dedup` become `{"step": "dedup", ...}` for the tagged union."""
+        if not isinstance(items, list):
+            return items
+        out = []
+        for item in items:
+            if isinstance(item, str):
+                item = {item: {}}
+            if isinstance(item, dict) and "step" not in item and len(item) == 1:
+                (name, settings), = item.items()
+                if settings is None or isinstance(settings, dict):
+                    item = {"step": name, **(settings or {})}
+            # Anything else (an unknown name, two keys) is left to the tagged union, which
+            # reports it at the item's own line.
+            out.append(item)
+        return out
+
+    def labels(self) -> list[str]:
+        """One name per step for counts and rejects: the step's name, numbered when repeated."""
+        names = [s.step for s in self.steps]
+        seen: dict[str, int] = {}
+        labels = []
+        for name in names:
+            seen[name] = seen.get(name, 0) + 1
+            labels.append(name if names.count(name) == 1 else f"{name}_{seen[name]}")
+        return labels
