@@ -1,0 +1,141 @@
+"""The `train:` section of alignlab.yaml: shared hyperparameters, and the phases that may
+override them.
+
+    train:
+      method: full            # or lora
+      lora: {r: 16, alpha: 32, dropout: 0.05, target_modules: [q_proj, k_proj, v_proj, o_proj]}
+      max_seq_len: 1024       # longer samples are reported and skipped, never truncated
+      batch_tokens: 4096      # padded tokens (rows x longest row) per micro-batch
+      effective_batch: 16384  # padded-token budget per optimizer step: a multiple of batch_tokens
+      lr: 1.0e-4
+      warmup: 0.1             # fraction of the phase's optimizer steps
+      phases:
+        - {name: knowledge, epochs: 3, select_by: knowledge_mcq}
+        - {name: skills, epochs: 2, lr: 5.0e-5, select_by: skill_judge}
+
+The effective batch is counted in micro-batches of `batch_tokens` padded tokens: a step takes
+`effective_batch / batch_tokens` micro-batches in all, shared out over the processes, so the
+same config gives the same optimizer steps on one process or eight.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+
+from alignlab.llm.config import Section
+
+
+class LoraSettings(Section):
+    r: int = Field(16, ge=1, description="rank of the low-rank update")
+    alpha: float = Field(32, gt=0, description="scale: the update is multiplied by alpha / r")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+class Hyperparameters(Section):
+    """What a phase may override; validated once the phase's overrides are applied."""
+
+    method: Literal["full", "lora"] = "full"
+    lora: LoraSettings = LoraSettings()
+    max_seq_len: int = Field(1024, ge=8, description="longer samples are skipped and reported")
+    batch_tokens: int = Field(4096, ge=8, description="padded tokens per micro-batch")
+    effective_batch: int | None = Field(
+        None, ge=8, description="padded-token budget per optimizer step (a multiple of "
+                                "batch_tokens); default: 4 micro-batches")
+    lr: float = Field(1.0e-4, gt=0)
+    warmup: float = Field(0.1, ge=0, lt=1, description="warm-up, as a fraction of the steps")
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0, description="0 turns clipping off")
+    save_every: int = Field(50, ge=1, description="optimizer steps between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1, description="checkpoints kept besides the best and the last")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Hyperparameters:
+        if self.max_seq_len > self.batch_tokens:
+            raise ValueError(f"max_seq_len ({self.max_seq_len}) must not exceed batch_tokens "
+                             f"({self.batch_tokens}): a micro-batch must hold the longest sample")
+        if self.effective_batch is not None and self.effective_batch % self.batch_tokens:
+            raise ValueError(f"effective_batch ({self.effective_batch}) must be a multiple of "
+                             f"batch_tokens ({self.batch_tokens})")
+        return self
+
+    @property
+    def micro_batches_per_step(self) -> int:
+        """Micro-batches per optimizer step, over all processes together."""
+        return 4 if self.effective_batch is None else self.effective_batch // self.batch_tokens
+
+
+OVERRIDABLE = tuple(Hyperparameters.model_fields)
+
+
+class PhaseConfig(Section):
+    """One training phase: the mix file of the same name, trained for `epochs`; every
+    hyperparameter left out is inherited from the `train:` section."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="a phase of the mix stage")
+    epochs: int = Field(1, ge=1)
+    select_by: str = Field("loss", description="checkpoint metric; 'loss' = held-out loss")
+    method: Literal["full", "lora"] | None = None
+    lora: LoraSettings | None = None
+    max_seq_len: int | None = Field(None, ge=8)
+    batch_tokens: int | None = Field(None, ge=8)
+    effective_batch: int | None = Field(None, ge=8)
+    lr: float | None = Field(None, gt=0)
+    warmup: float | None = Field(None, ge=0, lt=1)
+    weight_decay: float | None = Field(None, ge=0)
+    max_grad_norm: float | None = Field(None, ge=0)
+    save_every: int | None = Field(None, ge=1)
+    keep_checkpoints: int | None = Field(None, ge=1)
+    seed: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in OVERRIDABLE if getattr(self, k) is not None}
+
+
+def _default_phases() -> list[PhaseConfig]:
+    return [PhaseConfig(name="knowledge"), PhaseConfig(name="skills")]
+
+
+class TrainConfig(Hyperparameters):
+    phases: list[PhaseConfig] = Field(default_factory=_default_phases)
+    val_fraction: float = Field(0.05, ge=0, lt=1, description="held out of each phase for `loss`")
+    val_max_samples: int = Field(64, ge=1, description="cap on the held-out split")
+    tensorboard: bool = Field(True, description="also log to TensorBoard when it is installed")
+
+    @model_validator(mode="after")
+    def _phases_valid(self) -> TrainConfig:
+        names = [p.name for p in self.phases]
+        if not names:
+            raise ValueError("train.phases is empty: list at least one phase of the mix")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"phase names must be unique; repeated: {', '.join(dupes)}")
+        for phase in self.phases:
+            try:
+                self.resolve(phase)
+            except ValueError as e:
+                raise ValueError(f"phase '{phase.name}': {e}") from e
+        return self
+
+    def shared(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in OVERRIDABLE}
+
+    def resolve(self, phase: PhaseConfig) -> Hyperparameters:
+        """The phase's hyperparameters: the shared ones with the phase's overrides applied."""
+        data = self.model_dump(include=set(OVERRIDABLE))
+        data.update({k: (v.model_dump() if isinstance(v, Section) else v)
+                     for k, v in phase.overrides().items()})
+        try:
+            return Hyperparameters.model_validate(data)
+        except ValidationError as e:
+            raise ValueError("; ".join(err["msg"].removeprefix("Value error, ")
+                                       for err in e.errors())) from None
+
+    def phase(self, name: str) -> PhaseConfig:
+        for p in self.phases:
+            if p.name == name:
+                return p
+        raise KeyError(name)
