@@ -1,0 +1,248 @@
+"""Preference pairs as training batches, and the `loss_fn(model, batch)` the training loop calls.
+
+    pairs = read_pairs(".../pairs.jsonl")
+    precompute_reference_logps(model, pairs, tokenizer, reference_id=spec)  # once, before step 1
+    tokenized = tokenize_pairs(tokenizer, pairs, max_length=1024)
+    loss_fn = make_loss_fn(PreferenceLossConfig(kind="dpo", beta=0.1))
+    for epoch in range(epochs):
+        for batch in preference_batches(curriculum_order(tokenized, "easy_to_hard", seed, epoch),
+                                        batch_size, tokenizer.pad_token_id):
+            loss, metrics = loss_fn(model, batch)
+
+A pair is rendered with the student's chat template: the prompt messages with the generation
+prompt, then the answer's tokens, with labels on the answer tokens only. A batch of B pairs is
+one forward pass over 2B rows (chosen rows first, then rejected), right-padded.
+
+The reference log-probabilities are computed **once**, before training, and stored in each
+pair's metadata (`ref_chosen_logp`, `ref_rejected_logp`, with `ref_model` and
+`ref_max_length` saying what produced them), so training never holds a second model. Before
+the first step the policy *is* the reference, so for a full fine-tune the policy itself
+computes them; for LoRA the adapter-disabled model (peft's `disable_adapter()`) can serve as
+the reference at any time. SLiC needs no reference at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from alignlab.errors import AlignlabError
+from alignlab.progress import progress_bar
+from alignlab.records import Message, Pair
+from alignlab.train.losses import PreferenceLossConfig, preference_loss
+
+IGNORE = -100
+Batch = dict[str, torch.Tensor]
+LossFn = Callable[[Any, Batch], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class TokenizedPair:
+    id: str
+    prompt_ids: list[int]
+    chosen_ids: list[int]  # the answer's tokens only; labels fall on these
+    rejected_ids: list[int]
+    metadata: dict[str, Any] = field(default_factory=dict)  # the pair's own dict (difficulty, ref log-probs)
+
+
+# ---------------------------------------------------------------- tokenisation
+
+def _answer_ids(tokenizer: Any, prompt: list[Message], answer: list[Message], prompt_text: str,
+                pair_id: str) -> list[int]:
+    full = tokenizer.apply_chat_template(prompt + answer, tokenize=False)
+    if not full.startswith(prompt_text):
+        raise AlignlabError(f"pair {pair_id}: the chat template does not render the prompt as a prefix "
+                            f"of prompt + answer, so the answer tokens cannot be told apart")
+    return tokenizer(full[len(prompt_text):], add_special_tokens=False).input_ids
+
+
+def tokenize_pair(tokenizer: Any, pair: Pair, max_length: int = 1024) -> TokenizedPair:
+    """Render with the chat template; fit prompt + the longer answer into `max_length` by
+    keeping the end of the prompt and the start of the answers (at least half the budget
+    goes to the answers), the same prompt for chosen and rejected."""
+    prompt_text = tokenizer.apply_chat_template(pair.prompt, tokenize=False, add_generation_prompt=True)
+    # The rendered template already carries any special tokens the model expects.
+    prompt_ids = tokenizer(prompt_text, add_special_tokens=False).input_ids
+    chosen = _answer_ids(tokenizer, pair.prompt, pair.chosen, prompt_text, pair.id)
+    rejected = _answer_ids(tokenizer, pair.prompt, pair.rejected, prompt_text, pair.id)
+    longest = max(len(chosen), len(rejected))
+    if len(prompt_ids) + longest > max_length:
+        prompt_budget = max_length - min(longest, max_length // 2)
+        prompt_ids = prompt_ids[-prompt_budget:] if prompt_budget > 0 else []
+        answer_budget = max_length - len(prompt_ids)
+        chosen, rejected = chosen[:answer_budget], rejected[:answer_budget]
+    return TokenizedPair(pair.id, prompt_ids, chosen, rejected, pair.metadata)
+
+
+def tokenize_pairs(tokenizer: Any, pairs: Sequence[Pair], max_length: int = 1024) -> list[TokenizedPair]:
+    return [tokenize_pair(tokenizer, p, max_length) for p in pairs]
+
+
+# ---------------------------------------------------------------- batches
+
+def collate_pairs(pairs: Sequence[TokenizedPair], pad_id: int) -> Batch:
+    """2B right-padded rows (chosen rows, then rejected rows) and, when every pair has them,
+    the stored reference log-probabilities [B]."""
+    rows = [(p.prompt_ids, p.chosen_ids) for p in pairs] + [(p.prompt_ids, p.rejected_ids) for p in pairs]
+    width = max(len(prompt) + len(answer) for prompt, answer in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    for r, (prompt, answer) in enumerate(rows):
+        n = len(prompt) + len(answer)
+        input_ids[r, :n] = torch.tensor(prompt + answer)
+        attention_mask[r, :n] = 1
+        labels[r, len(prompt):n] = torch.tensor(answer)
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    if all("ref_chosen_logp" in p.metadata and "ref_rejected_logp" in p.metadata for p in pairs):
+        batch["ref_chosen_logp"] = torch.tensor([float(p.metadata["ref_chosen_logp"]) for p in pairs])
+        batch["ref_rejected_logp"] = torch.tensor([float(p.metadata["ref_rejected_logp"]) for p in pairs])
+    return batch
+
+
+def preference_batches(pairs: Sequence[TokenizedPair], batch_size: int, pad_id: int) -> Iterator[Batch]:
+    """Consecutive batches in the given order (e.g. `curriculum_order(...)`); the last may be short."""
+    for start in range(0, len(pairs), batch_size):
+        yield collate_pairs(pairs[start:start + batch_size], pad_id)
+
+
+# ---------------------------------------------------------------- log-probabilities and the loss
+
+def sequence_logps(model: Any, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per row: log π(answer | prompt) summed over the answer tokens, and the token count."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+    # Logits at position t predict token t+1: shift the labels rather than the logits, so the
+    # (rows × tokens × vocabulary) logits are used in place instead of copied.
+    targets = F.pad(batch["labels"][:, 1:], (0, 1), value=IGNORE)
+    token_nll = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                ignore_index=IGNORE, reduction="none").view(targets.shape)
+    return -token_nll.sum(-1), (targets != IGNORE).sum(-1)
+
+
+def make_loss_fn(cfg: PreferenceLossConfig) -> LossFn:
+    """`loss_fn(model, batch) -> (mean loss, metrics)` for the training loop. The metrics are
+    the step's mean chosen/rejected rewards, their margin, and the reward accuracy (fraction
+    of pairs whose chosen reward beats the rejected one)."""
+
+    def loss_fn(model: Any, batch: Batch) -> tuple[torch.Tensor, dict[str, float]]:
+        logps, n_tokens = sequence_logps(model, batch)
+        policy_chosen, policy_rejected = logps.chunk(2)
+        chosen_tokens, rejected_tokens = n_tokens.chunk(2)
+        ref_chosen, ref_rejected = batch.get("ref_chosen_logp"), batch.get("ref_rejected_logp")
+        if cfg.needs_reference and ref_chosen is None:
+            raise AlignlabError(f"the {cfg.kind} loss needs reference log-probabilities in the batch; "
+                                f"run precompute_reference_logps over the pairs before training")
+        chosen_nll = -policy_chosen / chosen_tokens.clamp(min=1)  # mean per answer token
+        losses, chosen_rewards, rejected_rewards = preference_loss(
+            cfg, policy_chosen, policy_rejected, ref_chosen, ref_rejected, chosen_nll,
+            chosen_lengths=chosen_tokens, rejected_lengths=rejected_tokens)
+        loss = losses.mean()
+        margins = chosen_rewards - rejected_rewards
+        metrics = {
+            "loss": loss.item(),
+            "rewards/chosen": chosen_rewards.mean().item(),
+            "rewards/rejected": rejected_rewards.mean().item(),
+            "rewards/margin": margins.mean().item(),
+            "rewards/accuracy": (margins > 0).float().mean().item(),
+            "logps/chosen": policy_chosen.detach().mean().item(),
+            "logps/rejected": policy_rejected.detach().mean().item(),
+            "nll/chosen": chosen_nll.detach().mean().item(),
+        }
+        return loss, metrics
+
+    return loss_fn
+
+
+# ---------------------------------------------------------------- the reference, computed once
+
+def _reference_context(model: Any, disable_adapter: bool) -> Any:
+    if not disable_adapter:
+        return nullcontext()
+    if not hasattr(model, "disable_adapter"):
+        raise AlignlabError("disable_adapter=True needs a peft model (LoRA): the adapter-disabled "
+                            "base model serves as the reference; this model has no adapter")
+    return model.disable_adapter()
+
+
+@torch.no_grad()
+def pair_logps(model: Any, pairs: Sequence[TokenizedPair], *, batch_size: int = 8, pad_id: int,
+               disable_adapter: bool = False, description: str | None = None
+               ) -> tuple[list[float], list[float]]:
+    """Summed answer log-probs of chosen and rejected for every pair, in eval mode (no
+    dropout), batched by length; `description` shows a progress bar."""
+    order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i].prompt_ids) - max(
+        len(pairs[i].chosen_ids), len(pairs[i].rejected_ids)))
+    chosen, rejected = [0.0] * len(pairs), [0.0] * len(pairs)
+    was_training = model.training
+    model.eval()
+    bar = progress_bar(transient=True) if description else nullcontext()
+    try:
+        with bar, _reference_context(model, disable_adapter):
+            task = bar.add_task(description, total=len(pairs)) if description else None
+            for start in range(0, len(order), batch_size):
+                index = order[start:start + batch_size]
+                logps, _ = sequence_logps(model, collate_pairs([pairs[i] for i in index], pad_id))
+                for k, i in enumerate(index):
+                    chosen[i], rejected[i] = float(logps[k]), float(logps[len(index) + k])
+                if task is not None:
+                    bar.advance(task, len(index))
+    finally:
+        model.train(was_training)
+    return chosen, rejected
+
+
+def precompute_reference_logps(reference: Any, pairs: Sequence[Pair], tokenizer: Any, *,
+                               reference_id: str, max_length: int = 1024, batch_size: int = 8,
+                               disable_adapter: bool = False, progress: bool = True) -> int:
+    """Store the reference's log-probs in each pair's metadata; pairs that already carry
+    values from the same reference and `max_length` are left alone. Returns how many pairs
+    were computed (0 on a second call)."""
+    todo = [p for p in pairs if not (
+        "ref_chosen_logp" in p.metadata and "ref_rejected_logp" in p.metadata
+        and p.metadata.get("ref_model") == reference_id and p.metadata.get("ref_max_length") == max_length)]
+    if not todo:
+        return 0
+    tokenized = tokenize_pairs(tokenizer, todo, max_length)
+    chosen, rejected = pair_logps(reference, tokenized, batch_size=batch_size, pad_id=tokenizer.pad_token_id,
+                                  disable_adapter=disable_adapter,
+                                  description="reference log-probs" if progress else None)
+    for pair, c, r in zip(todo, chosen, rejected):
+        pair.metadata.update(ref_chosen_logp=c, ref_rejected_logp=r, ref_model=reference_id,
+                             ref_max_length=max_length)
+    return len(todo)
+
+
+def reward_accuracy(model: Any, pairs: Sequence[Pair], tokenizer: Any, cfg: PreferenceLossConfig, *,
+                    reference: Any = None, disable_adapter: bool = False, max_length: int = 1024,
+                    batch_size: int = 8) -> float:
+    """Fraction of held-out pairs whose implicit reward ranks chosen above rejected:
+    log π/π_ref for the reference-based losses, the policy's log-prob margin for SLiC.
+
+    The reference log-probs come from the pairs' metadata when every pair has them (for the
+    same `max_length`), else from `reference` (a model) or, with `disable_adapter`, from
+    `model` with its LoRA adapter off."""
+    if not pairs:
+        raise AlignlabError("reward accuracy needs at least one held-out pair")
+    tokenized = tokenize_pairs(tokenizer, pairs, max_length)
+    pad_id = tokenizer.pad_token_id
+    chosen, rejected = map(torch.tensor, pair_logps(model, tokenized, batch_size=batch_size, pad_id=pad_id))
+    margin = chosen - rejected
+    if cfg.needs_reference:
+        if all("ref_chosen_logp" in p.metadata and "ref_rejected_logp" in p.metadata
+               and p.metadata.get("ref_max_length", max_length) == max_length for p in pairs):
+            ref_chosen = torch.tensor([float(p.metadata["ref_chosen_logp"]) for p in pairs])
+            ref_rejected = torch.tensor([float(p.metadata["ref_rejected_logp"]) for p in pairs])
+        elif reference is not None or disable_adapter:
+            ref_chosen, ref_rejected = map(torch.tensor, pair_logps(
+                model if reference is None else reference, tokenized, batch_size=batch_size,
+                pad_id=pad_id, disable_adapter=disable_adapter))
+        else:
+            raise AlignlabError(f"reward accuracy for {cfg.kind} needs reference log-probs: store them "
+                                f"with precompute_reference_logps, pass `reference`, or use disable_adapter")
+        margin = margin - (ref_chosen - ref_rejected)
+    return float((margin > 0).float().mean())
