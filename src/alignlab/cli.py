@@ -38,6 +38,64 @@ def main() -> None:
         sys.exit(1)
 
 
+# ------------------------------------------------------------------ taxonomy
+
+TaxonomyArg = Annotated[Path, typer.Argument(help="taxonomy folder (holding knowledge/, compositional_skills/)")]
+
+
+@taxonomy_app.command("validate")
+def taxonomy_validate(
+        path: TaxonomyArg = Path("taxonomy"),
+        max_seed_tokens: Annotated[int, typer.Option(help="largest seed example, in tokens (~4 characters each)")] = 1024,
+        documents: Annotated[bool, typer.Option(help="check that knowledge documents can be read")] = True) -> None:
+    """Check every qna.yaml (format, duplicates, seed length, documents); exit 1 on any problem."""
+    from alignlab.taxonomy import check_taxonomy
+    from alignlab.taxonomy.validate import count_kinds, plural
+
+    leaves, problems = check_taxonomy(path, max_seed_tokens=max_seed_tokens, check_documents=documents)
+    if not problems:
+        console.print(f"{plural(len(leaves), 'leaf', 'leaves')} valid: {count_kinds(leaves)}", highlight=False)
+        return
+    for problem in problems:
+        console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
+    broken = {p.leaf for p in problems}
+    total = len({leaf.path for leaf in leaves} | broken)
+    console.print(f"{plural(len(problems), 'problem')} in {len(broken)} of {plural(total, 'leaf', 'leaves')}",
+                  style="red", highlight=False)
+    raise typer.Exit(1)
+
+
+@taxonomy_app.command("show")
+def taxonomy_show(path: TaxonomyArg = Path("taxonomy")) -> None:
+    """Print the tree with each leaf's kind and seed counts."""
+    from alignlab.taxonomy import scan_taxonomy
+    from alignlab.taxonomy.show import taxonomy_tree
+    from alignlab.taxonomy.validate import count_kinds, plural
+
+    leaves, problems = scan_taxonomy(path)
+    console.print(taxonomy_tree(path, leaves, problems))
+    note = f"; {plural(len(problems), 'problem')}, run `alignlab taxonomy validate`" if problems else ""
+    console.print(f"{plural(len(leaves), 'leaf', 'leaves')}: {count_kinds(leaves)}{note}", highlight=False)
+
+
+@taxonomy_app.command("diff")
+def taxonomy_diff(
+        path: TaxonomyArg = Path("taxonomy"),
+        base: Annotated[str, typer.Option(help="git ref to compare against, or 'empty' for every leaf")] = "origin/main"
+) -> None:
+    """List the leaves added, modified, deleted or untracked since BASE."""
+    from alignlab.taxonomy import diff_taxonomy
+    from alignlab.taxonomy.validate import plural
+
+    diff = diff_taxonomy(path, base)
+    for change in diff.changes:
+        note = " (uncommitted)" if change.uncommitted and change.status != "untracked" else ""
+        console.print(f"{change.status:<10} {change.path}{note}", markup=False, highlight=False)
+    since = f"{base} ({diff.base_commit[:12]})" if diff.base_commit else "an empty taxonomy"
+    console.print(f"{plural(len(diff.changes), 'leaf', 'leaves')} changed since {since}", style="dim",
+                  highlight=False)
+
+
 # ------------------------------------------------------------------ models
 
 
@@ -61,3 +119,146 @@ def ask(prompts: Annotated[list[str], typer.Argument(help="prompts to answer, on
     tokens = sum(c.completion_tokens for r in responses for c in r.choices)
     console.print(f"[dim]{len(prompts)} answers, {tokens} new tokens in {seconds:.1f}s "
                   f"({tokens / max(seconds, 1e-9):.0f} tokens/s) from {model}[/]")
+
+
+@app.command()
+def serve(model: ModelOpt = "embedded:smollm2-135m",
+          host: Annotated[str, typer.Option(help="address to listen on (loopback by default)")] = "127.0.0.1",
+          port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+          api_key_env: Annotated[Optional[str], typer.Option(
+              help="environment variable holding the API key every request must send")] = None) -> None:
+    """Serve a model over an OpenAI-compatible API (/v1/chat/completions, /v1/completions)."""
+    from alignlab.llm.serve import serve as serve_model
+
+    serve_model(model, host=host, port=port, api_key_env=api_key_env)
+
+
+@app.command()
+def chat(model: ModelOpt = "embedded:smollm2-135m",
+         system: Annotated[Optional[str], typer.Option(help="system prompt")] = None,
+         max_tokens: Annotated[int, typer.Option(help="new tokens per answer")] = 256,
+         temperature: float = 0.7) -> None:
+    """Chat with a model in the terminal (/reset starts over, /exit or Ctrl-D quits)."""
+    from alignlab.llm import open_backend
+    from alignlab.llm.chat import chat_loop
+
+    chat_loop(open_backend(model), name=model, system=system, max_tokens=max_tokens,
+              temperature=temperature, console=console)
+
+
+# ------------------------------------------------------------------ stages
+
+
+@app.command()
+def generate(config: ConfigOpt = Path("alignlab.yaml"),
+             leaf: Annotated[Optional[str], typer.Option(help="only leaves matching this glob")] = None,
+             engine: Annotated[Optional[str], typer.Option(help="local or ray (default: the config's)")] = None,
+             force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+    """Synthetic data from the teacher for every leaf of the taxonomy, judged and filtered."""
+    from alignlab.config import load_config
+    from alignlab.sdg.stage import generate as run_generate
+
+    overrides = {"generate": {"engine": engine}} if engine else None
+    cfg = load_config(config, overrides=overrides)
+    run_generate(cfg, leaf_pattern=leaf, force=force, console=console)
+
+
+def _say_if_skipped(manifest: dict, started: float, stage: str) -> None:
+    if manifest["timings"]["finished"] < started:
+        console.print(f"[dim]{stage}: up to date (inputs, settings and code unchanged); --force re-runs it[/]")
+
+
+@app.command()
+def curate(config: ConfigOpt = Path("alignlab.yaml"),
+           force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+    """Filter and select the generated samples (dedup, quality, decontamination, diversity,
+    style, critique-and-revise: the steps listed under `curate.steps`)."""
+    from alignlab.config import load_config
+    from alignlab.curate.funnel import empty_explanation, funnel_tables
+    from alignlab.curate.stage import curate as run_curate
+
+    started = time.time()
+    manifest = run_curate(load_config(config), force=force)
+    _say_if_skipped(manifest, started, "curate")
+    for table in funnel_tables(manifest["counts"]):
+        console.print(table)
+    if explanation := empty_explanation(manifest["counts"]):
+        console.print(f"[bold red]{explanation}[/]", highlight=False)
+
+
+@app.command()
+def mix(config: ConfigOpt = Path("alignlab.yaml"),
+        force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+    """Build each training phase's data from the recipe under `mix:` (curated samples,
+    replay of earlier phases, your own files), in exact seeded amounts."""
+    from alignlab.config import load_config
+    from alignlab.mix.stage import mix as run_mix
+    from alignlab.mix.stage import summary_tables
+
+    started = time.time()
+    manifest = run_mix(load_config(config), force=force)
+    _say_if_skipped(manifest, started, "mix")
+    for table in summary_tables(manifest["counts"]):
+        console.print(table)
+    for warning in manifest["counts"]["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+
+
+@app.command()
+def train(config: ConfigOpt = Path("alignlab.yaml"),
+          force: Annotated[bool, typer.Option(help="retrain every phase from scratch")] = False) -> None:
+    """Supervised training in phases (knowledge, then skills), each from the previous phase's
+    selected checkpoint; resumes after a crash. On several processes:
+    `accelerate launch --multi_gpu --num_processes N -m alignlab.train -c alignlab.yaml`
+    (on CPUs with ACCELERATE_USE_CPU=true)."""
+    from alignlab.config import load_config
+    from alignlab.train.loop import process_state
+    from alignlab.train.phases import summary_table, train_stage
+
+    cfg = load_config(config)
+    manifest = train_stage(cfg, force=force, console=console)
+    if process_state().is_main_process:
+        console.print(summary_table(manifest))
+
+
+@app.command("eval")
+def eval_(
+        model: Annotated[list[str] | None, typer.Option(
+            "--model", "-m", help="model spec to evaluate (repeatable)")] = None,
+        config: Annotated[Path | None, typer.Option(
+            "--config", "-c", help="alignlab.yaml (default: ./alignlab.yaml if present, else defaults)")] = None,
+        label: Annotated[list[str] | None, typer.Option(
+            help="results folder name per --model (default: from the spec)")] = None,
+        mcq: Annotated[list[Path] | None, typer.Option(help="extra MCQ JSONL file (repeatable)")] = None,
+        judged: Annotated[bool | None, typer.Option(
+            "--judged/--no-judged", help="judge answers to held-out skill prompts (default: eval.judged)")] = None,
+        compare: Annotated[tuple[str, str] | None, typer.Option(
+            help="pairwise win rate of model A over model B")] = None,
+        lm_eval: Annotated[str | None, typer.Option(
+            "--lm-eval", help="comma-separated lm-evaluation-harness tasks")] = None,
+        include_path: Annotated[Path | None, typer.Option(help="folder of extra lm-eval task YAMLs")] = None,
+        limit: Annotated[int | None, typer.Option(help="lm-eval: documents per task")] = None,
+        chat_template: Annotated[bool, typer.Option(
+            help="lm-eval: apply the model's chat template, as alignlab's own scoring does")] = True,
+        export_lm_eval: Annotated[Path | None, typer.Option(
+            help="write the MCQ sets as lm-eval tasks into this folder")] = None,
+        forgetting: Annotated[bool, typer.Option(
+            help="table of gains and losses of each later --model against the first")] = False,
+        force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+    """Knowledge MCQ, judged skill prompts, pairwise win rate and lm-eval benchmarks; results
+    per model and leaf under runs/<name>/eval/<label>/."""
+    from alignlab.config import Config, load_config
+    from alignlab.evaluate.command import run_eval
+    from alignlab.evaluate.stage import EvalOptions
+
+    if config is None and Path("alignlab.yaml").is_file():
+        config = Path("alignlab.yaml")
+    cfg = load_config(config) if config is not None else Config()
+    options = EvalOptions(
+        mcq_files=tuple(str(p.resolve()) for p in mcq or ()), judged=judged,
+        lm_eval_tasks=tuple(t.strip() for t in (lm_eval or "").split(",") if t.strip()),
+        lm_eval_include=str(include_path) if include_path else None, lm_eval_limit=limit,
+        lm_eval_chat=chat_template)
+    pair = tuple(compare) if compare and all(compare) else None
+    run_eval(cfg, model or [], label or [], options, compare=pair, export_dir=export_lm_eval,
+             forgetting=forgetting, force=force, console=console)

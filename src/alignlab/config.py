@@ -11,10 +11,15 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
+from alignlab.curate.config import CurateConfig
 from alignlab.errors import AlignlabError, ConfigError
+from alignlab.evaluate.config import EvalConfig
 from alignlab.llm.config import BackendSettings, Section
 from alignlab.llm.specs import parse_spec
+from alignlab.mix.config import MixConfig
+from alignlab.sdg.config import GenerateConfig
 from alignlab.store import RunDir
+from alignlab.train.config import TrainConfig
 from alignlab.yamlpos import YamlSyntaxError, load_yaml
 
 
@@ -38,9 +43,17 @@ class Config(Section):
     seed: int = 0
     models: Models = Models()
     backend: BackendSettings = BackendSettings()
+    generate: GenerateConfig = GenerateConfig()
+    curate: CurateConfig = CurateConfig()
+    mix: MixConfig = MixConfig()
+    train: TrainConfig = TrainConfig()
+    eval: EvalConfig = EvalConfig()
 
     # Set by `load_config`: the folder relative paths resolve against.
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    # Set by `load_config`: the file, so checks made later (a missing file, an unknown phase)
+    # can still point at the line that wrote it.
+    _source: Path | None = PrivateAttr(default=None)
 
     @property
     def base_dir(self) -> Path:
@@ -62,6 +75,12 @@ class Config(Section):
     def judge(self) -> str:
         return self.models.judge or self.models.teacher
 
+    def where(self, keys: tuple | list) -> str:
+        """`alignlab.yaml:line:col` of a key path such as ("mix", "phases", 1, "sources", 0)."""
+        if self._source is None or not self._source.is_file():
+            return f"{self._source or 'config'} ({'.'.join(map(str, keys))})"
+        return load_yaml(self._source).where(keys)
+
     def resolved(self) -> dict[str, Any]:
         """The config as run (defaults filled in), saved beside every stage's outputs."""
         return self.model_dump(mode="json")
@@ -74,6 +93,17 @@ def _message(err: dict[str, Any]) -> str:
     if isinstance(err.get("ctx", {}).get("error"), AlignlabError):
         return str(err["ctx"]["error"])
     return msg.removeprefix("Value error, ")
+
+
+def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`overrides` laid over `base`, nested sections merged key by key (command-line options)."""
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
@@ -89,10 +119,11 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Co
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1:1: the config must be a mapping of keys to values")
     problems = [f"{path}:{line}:{col}: duplicate key '{keys[-1]}'" for keys, (line, col) in doc.duplicate_keys]
-    data = {**data, **(overrides or {})}
+    data = _merged(data, overrides or {})
     try:
         cfg = Config.model_validate(data)
         cfg._base_dir = path.resolve().parent
+        cfg._source = path.resolve()
     except ValidationError as e:
         for err in e.errors():
             loc = tuple(err["loc"])

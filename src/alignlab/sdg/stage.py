@@ -138,7 +138,8 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
                                               for leaf, cs in work.chunks.items() for c in cs])
     counts = tally.write(run.dir)
     busy = sum(b.stats.seconds for b in models) - busy_before
-    counts.update(candidates=len(work.candidates), samples=len(samples), wall_seconds=round(wall, 2),
+    counts.update(candidates=len(work.candidates), samples=len(samples),
+                  chunk_samples=sum(len(c) for c in work.chunks.values()), wall_seconds=round(wall, 2),
                   teacher_seconds=round(busy, 2), teacher_utilisation=round(busy / wall, 3) if wall else None,
                   teacher_tokens=teacher.stats.completion_tokens - tokens_before)
     manifest = run.finish(counts)
