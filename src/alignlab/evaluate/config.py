@@ -14,7 +14,7 @@ class JudgedSettings(Section):
     max_prompts_per_leaf: int = Field(20, ge=1, description="held-out prompts taken from each skill leaf")
     max_tokens: int = Field(256, ge=1, description="new tokens per answer of the model under test")
     template: str = Field("judge_quality", description="judge prompt template (sdg/prompts/<name>.jinja)")
-    pairwise_template: str = Field("eval_pairwise", description="template for pairwise comparison")
+    pairwise_template: str = Field("judge_pairwise", description="template for pairwise comparison")
     tie_band: float = Field(0.1, ge=0.0, lt=0.5,
                             description="a comparison with |P(A better) - 0.5| <= tie_band is a tie")
 

@@ -108,7 +108,7 @@ def judged_summary(rows: Sequence[dict[str, Any]], scale: tuple[int, int] = (1, 
 
 def pairwise(judge: Backend, prompts: Sequence[Prompt], answers_a: Sequence[str],
              answers_b: Sequence[str], tie_band: float = 0.1,
-             template: str = "eval_pairwise") -> dict[str, Any]:
+             template: str = "judge_pairwise") -> dict[str, Any]:
     """Win rate of A over B: the mean P(A better) over prompts, each judged in both orders,
     plus wins / ties / losses where a tie is P(A better) within `tie_band` of 0.5."""
     texts = [user_message(p) for p in prompts]

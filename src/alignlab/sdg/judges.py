@@ -118,18 +118,20 @@ def compare(backend: Backend, prompts: Sequence[str], answers_a: Sequence[str],
     responses = backend.generate(requests)
     out = []
     for k in range(0, len(responses), 2):
-        ab = _p_first(responses[k].choices[0]) if responses[k].ok else None
-        ba = _p_first(responses[k + 1].choices[0]) if responses[k + 1].ok else None
-        if ab is None or ba is None:
-            out.append(Comparison(None, ab, None if ba is None else 1 - ba, "unparseable"))
+        ab = _p_first(responses[k].choices[0]) if responses[k].ok else (None, "failed")
+        ba = _p_first(responses[k + 1].choices[0]) if responses[k + 1].ok else (None, "failed")
+        if ab[0] is None or ba[0] is None:
+            out.append(Comparison(None, ab[0], None if ba[0] is None else 1 - ba[0], "unparseable"))
         else:
-            out.append(Comparison((ab + (1 - ba)) / 2, ab, 1 - ba, "logprobs"))
+            method = "logprobs" if ab[1] == ba[1] == "logprobs" else "text"
+            out.append(Comparison((ab[0] + (1 - ba[0])) / 2, ab[0], 1 - ba[0], method))
     return out
 
 
-def _p_first(choice: Choice) -> float | None:
+def _p_first(choice: Choice) -> tuple[float | None, str]:
+    """P(the first-shown answer is better), and how it was read."""
     dist = label_distribution(choice, ("A", "B"))
     if dist is not None:
-        return dist["A"]
+        return dist["A"], "logprobs"
     parsed = parse_label(choice.text, ("A", "B"))
-    return None if parsed is None else float(parsed == "A")
+    return (None, "unparseable") if parsed is None else (float(parsed == "A"), "text")
