@@ -97,7 +97,7 @@ def workspace(tmp_path: Path, **generate_settings) -> Path:
 
 def run(config: Path, teacher: ScriptedTeacher, cache: Path | None = None, **kwargs):
     cfg = load_config(config)
-    cached = CachedBackend(teacher, RequestCache(cache or cfg.run_dir.path / "requests.sqlite"))
+    cached = CachedBackend(teacher, RequestCache(cache or cfg.cache_path))
     return generate(cfg, models=(cached, cached), console=Console(file=open("/dev/null", "w")), **kwargs), cfg
 
 

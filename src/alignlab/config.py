@@ -14,6 +14,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator
 from alignlab.curate.config import CurateConfig
 from alignlab.errors import AlignlabError, ConfigError
 from alignlab.evaluate.config import EvalConfig
+from alignlab.llm.cache import RequestCache
 from alignlab.llm.config import BackendSettings, Section
 from alignlab.llm.specs import parse_spec
 from alignlab.mix.config import MixConfig
@@ -70,6 +71,14 @@ class Config(Section):
     @property
     def taxonomy_path(self) -> Path:
         return self.path(self.taxonomy)
+
+    @property
+    def cache_path(self) -> Path:
+        return self.path(self.backend.cache) if self.backend.cache else self.run_dir.path / "requests.sqlite"
+
+    def request_cache(self) -> RequestCache:
+        """The run's request cache: every stage asks its models through it."""
+        return RequestCache(self.cache_path)
 
     @property
     def judge(self) -> str:

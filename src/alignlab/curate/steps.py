@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from alignlab.config import Config
@@ -34,10 +33,6 @@ def reject(reason: str, **detail: Any) -> Verdict:
     return Verdict(False, reason, detail)
 
 
-def request_cache_path(cfg: Config) -> Path:
-    return cfg.path(cfg.backend.cache) if cfg.backend.cache else cfg.run_dir.path / "requests.sqlite"
-
-
 @dataclass
 class StepContext:
     """The config, the models steps ask for (opened once, behind the request cache) and progress."""
@@ -50,7 +45,7 @@ class StepContext:
     def backend(self, spec: str) -> Backend:
         if spec not in self.backends:
             if self._cache is None:
-                self._cache = RequestCache(request_cache_path(self.cfg))
+                self._cache = self.cfg.request_cache()
             self.backends[spec] = open_backend(spec, self.cfg.backend, self._cache,
                                                base_dir=self.cfg.base_dir)
         return self.backends[spec]

@@ -18,7 +18,7 @@ from alignlab.config import Config
 from alignlab.errors import ConfigError
 from alignlab.evaluate.judged import answer_prompts, judge_answers, judged_summary, skill_prompts
 from alignlab.evaluate.mcq import accuracy, score_mcq
-from alignlab.evaluate.stage import backend_for, knowledge_items, request_cache
+from alignlab.evaluate.stage import backend_for, knowledge_items
 from alignlab.llm.cache import CachedBackend
 from alignlab.llm.types import Backend
 
@@ -39,7 +39,7 @@ def knowledge_mcq_metric(cfg: Config) -> Callable[[Path], float]:
         raise ConfigError(f"no held-out MCQ to select checkpoints with: add heldout_mcq.jsonl to "
                           f"the knowledge leaves under {cfg.taxonomy_path} or list files in "
                           f"eval.mcq_files")
-    cache = request_cache(cfg)
+    cache = cfg.request_cache()
     key = "acc_norm" if cfg.eval.length_normalise else "acc"
 
     def metric(checkpoint: Path) -> float:
@@ -60,7 +60,7 @@ def skill_judge_metric(cfg: Config) -> Callable[[Path], float]:
     if not prompts:
         raise ConfigError(f"no skill leaves with seed examples under {cfg.taxonomy_path} to "
                           f"select checkpoints with")
-    cache = request_cache(cfg)
+    cache = cfg.request_cache()
     settings = cfg.eval.judged
 
     def metric(checkpoint: Path) -> float:

@@ -33,7 +33,6 @@ from alignlab.evaluate.teacher_mcq import TEMPLATE as TEACHER_TEMPLATE
 from alignlab.evaluate.teacher_mcq import teacher_mcq
 from alignlab.llm import Backend, RequestCache, open_backend
 from alignlab.llm.specs import parse_spec
-from alignlab.sdg.stage import request_cache
 from alignlab.sdg.templates import load_template
 from alignlab.stage import start_stage
 from alignlab.store import (
@@ -57,7 +56,7 @@ class EvalOptions:
 
 
 def backend_for(cfg: Config, spec: str, cache: RequestCache | None = None) -> Backend:
-    return open_backend(spec, cfg.backend, cache or request_cache(cfg), base_dir=cfg.base_dir)
+    return open_backend(spec, cfg.backend, cache or cfg.request_cache(), base_dir=cfg.base_dir)
 
 
 def model_label(spec: str) -> str:
@@ -137,7 +136,7 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
     if run.done and not force and run.dir.file("results.json").is_file():
         return read_json(run.dir.file("results.json"))
 
-    cache = request_cache(cfg)
+    cache = cfg.request_cache()
     results: dict[str, Any] = {"label": label, "model": spec}
     headline = "acc_norm" if cfg.eval.length_normalise else "acc"
     counts: dict[str, Any] = {}
@@ -195,7 +194,7 @@ def compare_models(cfg: Config, spec_a: str, spec_b: str, label_a: str | None = 
     if not prompts:
         raise ConfigError(f"no skill leaves with seed examples under {cfg.taxonomy_path}: "
                           f"nothing to compare the models on")
-    cache = request_cache(cfg)
+    cache = cfg.request_cache()
     settings = cfg.eval.judged
     answers = [answer_prompts(backend_for(cfg, spec, cache), prompts, settings.max_tokens, f"{label} answering")
                for spec, label in ((spec_a, label_a), (spec_b, label_b))]

@@ -21,7 +21,7 @@ import alignlab.sdg
 import alignlab.taxonomy.chunking
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
-from alignlab.llm import RequestCache, open_backend
+from alignlab.llm import open_backend
 from alignlab.llm.types import Backend
 from alignlab.progress import progress_bar
 from alignlab.records import Sample
@@ -43,14 +43,9 @@ class Plan:
     candidates: list[Candidate]
 
 
-def request_cache(cfg: Config) -> RequestCache:
-    return RequestCache(cfg.path(cfg.backend.cache) if cfg.backend.cache
-                        else cfg.run_dir.path / "requests.sqlite")
-
-
 def open_models(cfg: Config) -> tuple[Backend, Backend]:
     """The teacher and the judge, behind the run's request cache."""
-    cache = request_cache(cfg)
+    cache = cfg.request_cache()
     teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir)
     judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir)
     return teacher, judge
