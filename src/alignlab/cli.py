@@ -221,6 +221,35 @@ def train(config: ConfigOpt = Path("alignlab.yaml"),
         console.print(summary_table(manifest))
 
 
+@app.command()
+def pairs(config: ConfigOpt = Path("alignlab.yaml"),
+          force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+    """Preference pairs from a ladder of models (`pairs.ladder`, strongest first), checked by the
+    judge in both orders; a share of the prompts is held out for evaluation."""
+    from alignlab.config import load_config
+    from alignlab.pairs.stage import pairs_stage, print_summary
+
+    started = time.time()
+    manifest = pairs_stage(load_config(config), force=force, console=console)
+    _say_if_skipped(manifest, started, "pairs")
+    if manifest["timings"]["finished"] < started:
+        print_summary(console, manifest["counts"], manifest.get("agreement", {}))
+
+
+@app.command()
+def align(config: ConfigOpt = Path("alignlab.yaml"),
+          force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+    """Contrastive post-training (`align.loss.kind`: dpo, ipo, hinge, slic) on the pairs, easy to
+    hard; resumes after a crash; keeps the checkpoint with the best held-out reward accuracy."""
+    from alignlab.config import load_config
+    from alignlab.train.align import align_stage, print_summary
+
+    started = time.time()
+    manifest = align_stage(load_config(config), force=force, console=console)
+    _say_if_skipped(manifest, started, "align")
+    print_summary(console, manifest)
+
+
 @app.command("eval")
 def eval_(
         model: Annotated[list[str] | None, typer.Option(

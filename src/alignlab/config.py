@@ -19,8 +19,9 @@ from alignlab.llm.config import BackendSettings, Section
 from alignlab.llm.specs import parse_spec
 from alignlab.mix.config import MixConfig
 from alignlab.sdg.config import GenerateConfig
+from alignlab.pairs.settings import PairsSettings
 from alignlab.store import RunDir
-from alignlab.train.config import TrainConfig
+from alignlab.train.config import AlignConfig, TrainConfig
 from alignlab.yamlpos import YamlSyntaxError, load_yaml
 
 
@@ -49,6 +50,8 @@ class Config(Section):
     mix: MixConfig = MixConfig()
     train: TrainConfig = TrainConfig()
     eval: EvalConfig = EvalConfig()
+    pairs: PairsSettings = PairsSettings()
+    align: AlignConfig = AlignConfig()
 
     # Set by `load_config`: the folder relative paths resolve against.
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)

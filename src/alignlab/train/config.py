@@ -24,7 +24,11 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationError, model_validator
 
+from alignlab.errors import ConfigError
 from alignlab.llm.config import Section
+
+LossKind = Literal["dpo", "ipo", "hinge", "slic"]
+CurriculumOrder = Literal["easy_to_hard", "hard_to_easy", "mixed"]
 
 
 class LoraSettings(Section):
@@ -139,3 +143,41 @@ class TrainConfig(Hyperparameters):
             if p.name == name:
                 return p
         raise KeyError(name)
+
+
+class PreferenceLossConfig(Section):
+    kind: LossKind = "dpo"
+    beta: float = Field(0.1, gt=0, description="dpo/ipo/hinge: strength of the pull towards the reference")
+    delta: float = Field(1.0, ge=0, description="slic: the log-probability margin to enforce")
+    lam: float = Field(0.1, ge=0, description="slic: weight of the chosen answer's NLL (mean per token)")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="dpo: probability a label is flipped")
+
+    @model_validator(mode="after")
+    def _smoothing_only_for_dpo(self) -> PreferenceLossConfig:
+        if self.label_smoothing and self.kind != "dpo":
+            raise ConfigError(f"label_smoothing applies to the dpo loss only, not to {self.kind!r}")
+        return self
+
+    @property
+    def needs_reference(self) -> bool:
+        return self.kind != "slic"
+
+
+class AlignConfig(Section):
+    """`align:` in alignlab.yaml: contrastive post-training on the pairs (see train/align.py)."""
+
+    start: str = Field("sft", description="model to align: 'sft' (after supervised training) or a spec")
+    loss: PreferenceLossConfig = PreferenceLossConfig()
+    order: CurriculumOrder = Field("easy_to_hard", description="easy_to_hard | hard_to_easy | mixed")
+    epochs: int = Field(2, ge=1)
+    batch_pairs: int = Field(4, ge=1, description="pairs per micro-batch (one forward of 2x rows)")
+    micro_batches_per_step: int = Field(1, ge=1, description="micro-batches per optimizer step")
+    max_length: int = Field(512, ge=16, description="prompt + answer tokens; longer pairs are cut")
+    method: Literal["full", "lora"] = "full"
+    lora: LoraSettings = LoraSettings()
+    lr: float = Field(5.0e-6, gt=0)
+    warmup: float = Field(0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, ge=0)
+    save_every: int = Field(50, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    seed: int = 0

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, get_args
 
 from alignlab.errors import AlignlabError
+from alignlab.train.config import CurriculumOrder
 
-CurriculumOrder = Literal["easy_to_hard", "hard_to_easy", "mixed"]
-ORDERS: tuple[str, ...] = ("easy_to_hard", "hard_to_easy", "mixed")
+ORDERS: tuple[str, ...] = get_args(CurriculumOrder)
 
 
 class HasMetadata(Protocol):
@@ -64,7 +64,8 @@ def curriculum_order(pairs: Sequence[P], order: CurriculumOrder = "easy_to_hard"
     return ordered
 
 
-def stage_sizes(pairs: Sequence[HasMetadata], order: CurriculumOrder = "easy_to_hard") -> list[tuple[float | None, int]]:
+def stage_sizes(pairs: Sequence[HasMetadata],
+                order: CurriculumOrder = "easy_to_hard") -> list[tuple[float | None, int]]:
     """(difficulty, number of pairs) per stage in play order, for the summary line."""
     if order == "mixed":
         return [(None, len(pairs))] if pairs else []

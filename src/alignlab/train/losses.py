@@ -16,35 +16,13 @@ algorithm is `PreferenceLossConfig.kind`, nothing else.
 
 from __future__ import annotations
 
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, model_validator
-
-from alignlab.errors import ConfigError
-from alignlab.llm.config import Section
+from alignlab.train.config import LossKind, PreferenceLossConfig
 
 Tensor = torch.Tensor
-LossKind = Literal["dpo", "ipo", "hinge", "slic"]
-
-
-class PreferenceLossConfig(Section):
-    kind: LossKind = "dpo"
-    beta: float = Field(0.1, gt=0, description="dpo/ipo/hinge: strength of the pull towards the reference")
-    delta: float = Field(1.0, ge=0, description="slic: the log-probability margin to enforce")
-    lam: float = Field(0.1, ge=0, description="slic: weight of the chosen answer's NLL (mean per token)")
-    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="dpo: probability a label is flipped")
-
-    @model_validator(mode="after")
-    def _smoothing_only_for_dpo(self) -> PreferenceLossConfig:
-        if self.label_smoothing and self.kind != "dpo":
-            raise ConfigError(f"label_smoothing applies to the dpo loss only, not to {self.kind!r}")
-        return self
-
-    @property
-    def needs_reference(self) -> bool:
-        return self.kind != "slic"
+__all__ = ["LossKind", "PreferenceLossConfig", "dpo_loss", "hinge_loss", "ipo_loss", "preference_loss", "slic_loss"]
 
 
 def _log_ratios(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,

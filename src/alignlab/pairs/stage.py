@@ -1,0 +1,185 @@
+"""`alignlab pairs`: preference pairs from a ladder of models, no human labels.
+
+    alignlab pairs -c alignlab.yaml
+
+Prompts are drawn from the curated training data (held-in skill and knowledge questions, never
+evaluation sets), spread evenly over the leaves. Every rung of `pairs.ladder` answers every
+prompt (batched, through the request cache, so a killed run resumes); every (stronger, weaker)
+rung pair gives a pair with its gap and difficulty; the judge checks each in both orders and
+drops those it confidently reverses. A share of the prompts is held out: their pairs measure
+reward accuracy after `alignlab align` and are never trained on.
+
+Writes `runs/<name>/pairs/`: `pairs.jsonl`, `heldout_pairs.jsonl`, `rejects.jsonl`,
+`agreement.json` (ladder vs judge per rung pair), `counts.json`, `manifest.json` last.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import replace
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+import alignlab.pairs
+from alignlab.config import Config
+from alignlab.errors import AlignlabError
+from alignlab.llm import GenerationParams, open_backend, release_local_backends
+from alignlab.llm.hf import model_id
+from alignlab.llm.specs import parse_spec
+from alignlab.llm.types import Backend
+from alignlab.pairs.answers import ladder_answers, two_samples
+from alignlab.pairs.construct import construct_pairs
+from alignlab.pairs.feedback import ai_feedback_pairs
+from alignlab.pairs.revise import revision_pairs
+from alignlab.pairs.verify import verify_pairs
+from alignlab.records import Pair, Reject, Sample, stable_id
+from alignlab.stage import finished_stage, start_stage, upstream
+from alignlab.store import read_samples, write_json, write_jsonl
+
+
+def resolve_rung(cfg: Config, rung: str) -> str:
+    """A ladder entry as a model spec: run-relative names become the models they stand for."""
+    from alignlab.train.phases import selected_checkpoint, trained_model
+
+    if rung == "teacher":
+        return cfg.models.teacher
+    if rung == "student":
+        return cfg.models.student
+    if rung == "sft":
+        return str(trained_model(cfg))
+    if rung.startswith("student:"):
+        return str(selected_checkpoint(cfg, rung.split(":", 1)[1]))
+    return rung
+
+
+def _needs_training(ladder: list[str]) -> bool:
+    return any(r == "sft" or r.startswith("student:") for r in ladder)
+
+
+def choose_prompts(samples: list[Sample], n: int, seed: int) -> list[Sample]:
+    """Up to `n` distinct instructions, round-robin over the leaves (seeded order within each),
+    so every leaf is represented before any leaf gets a second prompt."""
+    by_leaf: dict[str, list[Sample]] = defaultdict(list)
+    seen: set[str] = set()
+    for s in samples:
+        if not s.unmask and s.instruction.strip() and s.instruction not in seen:
+            seen.add(s.instruction)
+            by_leaf[str(s.metadata.get("leaf", ""))].append(s)
+    rng = random.Random(seed)
+    queues = []
+    for leaf in sorted(by_leaf):
+        rows = sorted(by_leaf[leaf], key=lambda s: s.id)
+        rng.shuffle(rows)
+        queues.append(rows)
+    chosen: list[Sample] = []
+    while len(chosen) < n and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < n:
+                chosen.append(queue.pop(0))
+    return chosen
+
+
+def split_heldout(pairs: list[Pair], heldout: set[int]) -> tuple[list[Pair], list[Pair]]:
+    train = [p for p in pairs if p.metadata["prompt_index"] not in heldout]
+    return train, [p for p in pairs if p.metadata["prompt_index"] in heldout]
+
+
+def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = None,
+                backends: dict[str, Backend] | None = None) -> dict[str, Any]:
+    """Build, verify and split the pairs; `backends` maps resolved specs to ready backends (tests)."""
+    console = console or Console()
+    s = cfg.pairs
+    inputs = {"curate": upstream(cfg, "curate")}
+    if _needs_training(s.ladder):
+        inputs["train"] = upstream(cfg, "train")
+    ladder = [resolve_rung(cfg, r) for r in s.ladder]
+    ids = [model_id(parse_spec(spec, cfg.base_dir)) for spec in ladder]
+    run = start_stage(cfg, "pairs", inputs=inputs, code=(alignlab.pairs,),
+                      settings={"pairs": s.model_dump(mode="json"), "ladder": ids, "judge": cfg.judge,
+                                "seed": cfg.seed})
+    if run.done and not force:
+        console.print(f"pairs: unchanged since the last run, outputs in {run.dir.path}")
+        return run.manifest
+    samples = choose_prompts(read_samples(finished_stage(cfg, "curate").file("samples.jsonl")),
+                             s.max_prompts, cfg.seed)
+    if len(samples) < 2:
+        raise AlignlabError(f"pairs: the curated data holds {len(samples)} usable prompt(s); at least 2 "
+                            f"are needed (see runs/{cfg.name}/curate/counts.json for what curation removed)")
+    prompts = [[m for m in s_.messages if m["role"] != "assistant"] for s_ in samples]
+    meta = [{"leaf": x.metadata.get("leaf"), "leaf_kind": x.metadata.get("leaf_kind"), "source_sample": x.id}
+            for x in samples]
+
+    cache = cfg.request_cache()
+    opened = dict(backends or {})
+
+    def backend(spec: str) -> Backend:
+        if spec not in opened:
+            opened[spec] = open_backend(spec, cfg.backend, cache, cfg.base_dir)
+        return opened[spec]
+
+    params = GenerationParams(max_tokens=s.max_tokens, seed=cfg.seed)
+    with console.status(f"pairs: {len(ladder)} models answer {len(prompts)} prompts"):
+        answers = ladder_answers([backend(spec) for spec in ladder], prompts, params)
+    pairs, rejects = construct_pairs(prompts, answers, ids, prompt_metadata=meta)
+    agreement: dict[str, Any] = {}
+    judge = backend(cfg.judge)
+    if s.verify and pairs:
+        with console.status(f"pairs: the judge compares {len(pairs)} pairs in both orders"):
+            verified = verify_pairs(judge, pairs, s.verify_margin)
+        pairs, rejects = verified.kept, rejects + verified.rejected
+        agreement = {f"{k[0]}>{k[1]}": v.to_dict() for k, v in verified.agreement.items()}
+    if s.ai_feedback:
+        first, second = two_samples(backend(ladder[0]), prompts, replace(params, temperature=0.8))
+        more, dropped = ai_feedback_pairs(judge, prompts, first, second, model=ids[0],
+                                          threshold=s.ai_feedback_threshold, prompt_metadata=meta)
+        pairs, rejects = pairs + more, rejects + dropped
+    if s.revise:
+        more, dropped = revision_pairs(backend(ladder[0]), prompts, answers[-1], answer_model=ids[-1],
+                                       params=params, prompt_metadata=meta)
+        pairs, rejects = pairs + more, rejects + dropped
+    release_local_backends()
+
+    rng = random.Random(stable_id("heldout", cfg.seed))
+    order = list(range(len(prompts)))
+    rng.shuffle(order)
+    heldout = set(order[:max(1, round(s.heldout_fraction * len(prompts)))] if s.heldout_fraction else [])
+    train, held = split_heldout(pairs, heldout)
+    write_jsonl(run.dir.file("pairs.jsonl"), train)
+    write_jsonl(run.dir.file("heldout_pairs.jsonl"), held)
+    write_jsonl(run.dir.file("rejects.jsonl"), rejects)
+    write_json(run.dir.file("agreement.json"), agreement)
+    counts = summarise(train, held, rejects, len(prompts), ladder)
+    write_json(run.dir.file("counts.json"), counts)
+    manifest = run.finish(counts, extra={"agreement": agreement})
+    print_summary(console, counts, agreement)
+    return manifest
+
+
+def summarise(train: list[Pair], held: list[Pair], rejects: list[Reject], prompts: int,
+              ladder: list[str]) -> dict[str, Any]:
+    by_difficulty = Counter(round(float(p.metadata.get("difficulty", 0)), 3) for p in train)
+    return {"prompts": prompts, "ladder": ladder, "pairs": len(train), "heldout_pairs": len(held),
+            "rejected": len(rejects), "by_reason": dict(Counter(r.reason for r in rejects)),
+            "by_difficulty": {str(k): v for k, v in sorted(by_difficulty.items())},
+            "by_generator": dict(Counter(p.metadata.get("generator", "ladder") for p in train + held))}
+
+
+def print_summary(console: Console, counts: dict[str, Any], agreement: dict[str, Any]) -> None:
+    if agreement:
+        table = Table(title="pairs: does the judge agree with the ladder?", title_justify="left")
+        for col in ("chosen rung", "rejected rung", "pairs", "agree", "disagree", "dropped", "unreadable",
+                    "agreement"):
+            table.add_column(col, justify="left" if "rung" in col else "right")
+        for row in agreement.values():
+            rate = row["agreement"]
+            table.add_row(f"{row['chosen_rung']}: {row['chosen_model']}", f"{row['rejected_rung']}: "
+                          f"{row['rejected_model']}", str(row["pairs"]), str(row["agree"]), str(row["disagree"]),
+                          str(row["dropped"]), str(row["unreadable"]), "-" if rate is None else f"{rate:.0%}")
+        console.print(table)
+    reasons = ", ".join(f"{r} {n}" for r, n in counts["by_reason"].items()) or "none"
+    console.print(f"pairs: {counts['pairs']} for training, {counts['heldout_pairs']} held out, from "
+                  f"{counts['prompts']} prompts; rejected {counts['rejected']} ({reasons}); by difficulty "
+                  f"{counts['by_difficulty']}", highlight=False)

@@ -1,0 +1,165 @@
+"""`alignlab align`: contrastive post-training (DPO, IPO, hinge or SLiC) on the pairs, played as
+a curriculum from easy to hard, with the same training loop as supervised training.
+
+    alignlab align -c alignlab.yaml
+
+1. Starts from the supervised student (the last phase's selected checkpoint) or `align.start`.
+2. Computes the reference log-probabilities **once**, with the starting model (before the first
+   step the policy is the reference), and stores them with the pairs in `align/`, so no second
+   model is held in memory during training and a resumed run does not recompute them.
+3. Plays the pairs in curriculum order each epoch (`easy_to_hard`, `hard_to_easy`, `mixed`),
+   `batch_pairs` pairs per micro-batch, through `train_loop` with the preference `loss_fn`;
+   logs chosen/rejected rewards, margins and reward accuracy per step in `metrics.jsonl`.
+4. Scores each checkpoint by reward accuracy on the held-out pairs and keeps the best as
+   `align/selected/`; a killed run resumes from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alignlab.config import Config
+from alignlab.errors import AlignlabError
+from alignlab.llm.hf import load_causal_lm, load_tokenizer, model_id
+from alignlab.llm.specs import parse_spec
+from alignlab.records import Pair
+from alignlab.stage import finished_stage, start_stage, upstream
+from alignlab.store import read_json, read_pairs, write_json, write_jsonl
+from alignlab.train import curriculum, losses, preference
+from alignlab.train.checkpoint import (
+    MARKER, best_of, complete_checkpoints, copy_model_dir, load_trainable_model,
+)
+from alignlab.train.curriculum import curriculum_order
+from alignlab.train.loop import LoopSettings, process_state, train_loop
+from alignlab.train.preference import (
+    collate_pairs, make_loss_fn, precompute_reference_logps, reward_accuracy, tokenize_pairs,
+)
+
+
+def start_model(cfg: Config) -> str:
+    from alignlab.train.phases import trained_model
+
+    return str(trained_model(cfg)) if cfg.align.start == "sft" else cfg.align.start
+
+
+def _with_reference(cfg: Config, out: Path, start: str, ref_id: str) -> tuple[list[Pair], list[Pair]]:
+    """The training and held-out pairs with the reference's log-probs, computed once and kept
+    in `out/` (reused when they came from the same reference and length limit)."""
+    a = cfg.align
+    pairs_dir = finished_stage(cfg, "pairs").path
+    saved = out / "pairs_with_reference.jsonl", out / "heldout_with_reference.jsonl"
+    sources = pairs_dir / "pairs.jsonl", pairs_dir / "heldout_pairs.jsonl"
+    sets = [read_pairs(s if s.exists() else src) for s, src in zip(saved, sources)]
+    if not sets[0]:
+        raise AlignlabError(f"align: {sources[0]} holds no pairs; see {pairs_dir / 'counts.json'} for "
+                            f"what the pairs stage rejected")
+    if not a.loss.needs_reference:
+        return sets[0], sets[1]
+    tokenizer = load_tokenizer(parse_spec(start, cfg.base_dir))
+    reference = None
+    for rows, path in zip(sets, saved):
+        if any(p.metadata.get("ref_model") != ref_id or p.metadata.get("ref_max_length") != a.max_length
+               for p in rows):
+            reference = reference or load_causal_lm(start)
+            precompute_reference_logps(reference, rows, tokenizer, reference_id=ref_id, max_length=a.max_length)
+            write_jsonl(path, rows)
+    return sets[0], sets[1]
+
+
+def heldout_reward_accuracy(cfg: Config, heldout: list[Pair], tokenizer: Any):
+    """Checkpoint metric: reward accuracy of a checkpoint on the held-out pairs."""
+    def score(path: Path | str) -> float:
+        if not heldout:
+            return 0.0
+        return reward_accuracy(load_causal_lm(str(path)), heldout, tokenizer, cfg.align.loss,
+                               max_length=cfg.align.max_length)
+    return score
+
+
+def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
+                stop_at_step: int | None = None) -> dict[str, Any]:
+    a = cfg.align
+    start = start_model(cfg)
+    start_id = model_id(parse_spec(start, cfg.base_dir))
+    inputs = {"pairs": upstream(cfg, "pairs"), "start": start_id}
+    if a.start == "sft":
+        inputs["train"] = upstream(cfg, "train")
+    run = start_stage(cfg, "align", inputs=inputs, settings=a.model_dump(mode="json"),
+                      code=(curriculum, losses, preference, align_stage))
+    if run.done and not force:
+        return run.manifest
+    main = process_state().is_main_process
+    out = run.dir.path
+    train_pairs, heldout = _with_reference(cfg, out, start, start_id)
+    tokenizer = load_tokenizer(parse_spec(start, cfg.base_dir))
+    tokenized = tokenize_pairs(tokenizer, train_pairs, a.max_length)
+    pad = tokenizer.pad_token_id
+
+    def batches(epoch: int) -> list[dict[str, Any]]:
+        ordered = curriculum_order(tokenized, a.order, a.seed, epoch)
+        out_batches = []
+        for i in range(0, len(ordered), a.batch_pairs):
+            group = ordered[i:i + a.batch_pairs]
+            batch = collate_pairs(group, pad)
+            batch.update(units=len(group), tokens=int(batch["input_ids"].numel()),
+                         real_tokens=int(batch["attention_mask"].sum()),
+                         difficulty=sum(float(p.metadata["difficulty"]) for p in group) / len(group))
+            out_batches.append(batch)
+        return out_batches
+
+    mean_loss = make_loss_fn(a.loss)
+
+    def loss_fn(model: Any, batch: dict[str, Any]) -> tuple[Any, dict[str, float]]:
+        # The loop wants sums over the batch's units (pairs); the preference loss gives means.
+        loss, metrics = mean_loss(model, batch)
+        n = batch["units"]
+        extra = {k: v * n for k, v in metrics.items() if k != "loss"}
+        return loss * n, {**extra, "difficulty": batch["difficulty"] * n}
+
+    score = heldout_reward_accuracy(cfg, heldout, tokenizer)
+    # For DPO, IPO and hinge the starting model is the reference, so its accuracy is 0 (every
+    # margin is exactly 0); for SLiC it is the starting model's own preference.
+    before = score(start) if heldout else None
+    settings = LoopSettings(epochs=a.epochs, micro_batches_per_step=a.micro_batches_per_step, lr=a.lr,
+                            warmup=a.warmup, max_grad_norm=a.max_grad_norm, save_every=a.save_every,
+                            keep_checkpoints=a.keep_checkpoints, seed=a.seed, fingerprint=run.fingerprint,
+                            tensorboard=cfg.train.tensorboard)
+    result = train_loop(lambda resume: load_trainable_model(start, a.method, a.lora, resume), tokenizer,
+                        batches, loss_fn, settings, out, score=score, stop_at_step=stop_at_step,
+                        description=f"align ({a.loss.kind}, {a.order})")
+    if not result.finished:
+        return {"finished": False, "step": result.step}
+    counts: dict[str, Any] = {"pairs": len(train_pairs), "heldout_pairs": len(heldout), "steps": result.step,
+                              "loss": a.loss.kind, "order": a.order}
+    manifest = None
+    if main:
+        scores = read_json(out / "scores.json") if (out / "scores.json").exists() else {}
+        complete = {n: s for n, s in scores.items() if (out / n / MARKER).exists()}
+        for path in complete_checkpoints(out):
+            if path.name not in complete:
+                complete[path.name] = score(path)
+        write_json(out / "scores.json", complete)
+        best = best_of(complete, lower=False)
+        copy_model_dir(out / best, out / "selected")
+        counts.update(selected=best, heldout_reward_accuracy=complete[best], scores=complete,
+                      heldout_reward_accuracy_before=before, last=result.last)
+        manifest = run.finish(counts)
+    process_state().wait_for_everyone()
+    return manifest or run.manifest
+
+
+def aligned_model(cfg: Config) -> Path:
+    path = cfg.run_dir.path / "align" / "selected"
+    if not (path / "config.json").is_file():
+        raise AlignlabError(f"no aligned model in {path}; run `alignlab align -c <config>` first")
+    return path
+
+
+def print_summary(console: Any, manifest: dict[str, Any]) -> None:
+    c = manifest["counts"]
+    before = c.get("heldout_reward_accuracy_before")
+    console.print(f"align: {c['loss']} on {c['pairs']} pairs ({c['order']}), {c['steps']} steps; held-out "
+                  f"reward accuracy {c['heldout_reward_accuracy']:.2f}"
+                  + (f" (before training {before:.2f})" if before is not None else "")
+                  + f", selected {c['selected']} -> {manifest['stage']}/selected", highlight=False)

@@ -1,0 +1,76 @@
+"""`alignlab pairs` then `alignlab align` on tiny models: the stages end to end."""
+
+from __future__ import annotations
+
+import json
+
+from rich.console import Console
+
+from alignlab.config import load_config
+from alignlab.store import read_json, read_jsonl, read_pairs
+from alignlab.train.align import align_stage
+from alignlab.pairs.stage import choose_prompts, pairs_stage
+from test_curate_fixtures import sample, write_stage_output
+
+QUIET = Console(file=open("/dev/null", "w"))
+
+
+def workspace(tmp_path, model_dir, **align):
+    (tmp_path / "taxonomy").mkdir()
+    config = {"name": "t", "models": {"teacher": str(model_dir), "student": str(model_dir)},
+              "pairs": {"ladder": [str(model_dir), f"{model_dir}?layers=1"], "max_prompts": 10,
+                        "max_tokens": 12, "heldout_fraction": 0.3},
+              "align": {"start": str(model_dir), "epochs": 1, "batch_pairs": 2, "lr": 1e-3, "max_length": 128,
+                        **align}}
+    (tmp_path / "alignlab.yaml").write_text(json.dumps(config))
+    cfg = load_config(tmp_path / "alignlab.yaml")
+    rows = [sample(f"s{i}", f"Question number {i} about topic {i % 3}?", f"Answer {i}.",
+                   leaf=f"compositional_skills/leaf{i % 3}") for i in range(12)]
+    rows.append(sample("chunk", "Share what you know.", "A chunk of a document.", unmask=True,
+                       kind="knowledge", generator="knowledge_chunk"))
+    write_stage_output(cfg, "curate", rows)
+    return cfg
+
+
+def test_prompts_are_spread_over_leaves_and_skip_document_chunks():
+    rows = [sample(f"a{i}", f"qa {i}", "x", leaf="A") for i in range(5)]
+    rows += [sample("b0", "qb", "x", leaf="B"), sample("c", "chunk", "x", unmask=True)]
+    chosen = choose_prompts(rows, 3, seed=0)
+    assert {s.metadata["leaf"] for s in chosen[:2]} == {"A", "B"}
+    assert all(not s.unmask for s in chosen) and len(chosen) == 3
+
+
+def test_pairs_then_align_end_to_end(tmp_path, tiny_model_dir):
+    cfg = workspace(tmp_path, tiny_model_dir)
+    manifest = pairs_stage(cfg, console=QUIET)
+    out = cfg.run_dir.path / "pairs"
+    train, held = read_pairs(out / "pairs.jsonl"), read_pairs(out / "heldout_pairs.jsonl")
+    counts = manifest["counts"]
+    assert counts["prompts"] == 10 and counts["pairs"] == len(train) and counts["heldout_pairs"] == len(held)
+    # one rung pair per prompt; every prompt either gave a pair or a reject with its reason
+    assert len(train) + len(held) + counts["rejected"] == 10
+    assert {p.metadata["prompt_index"] for p in held}.isdisjoint({p.metadata["prompt_index"] for p in train})
+    assert all(p.metadata["gap"] == 1 and p.metadata["chosen_rung"] == 0 for p in train)
+    assert "0>1" in manifest["agreement"]
+    assert pairs_stage(cfg, console=QUIET)["timings"] == manifest["timings"]  # unchanged: skipped
+
+    result = align_stage(cfg, console=QUIET)
+    align_dir = cfg.run_dir.path / "align"
+    stored = read_pairs(align_dir / "pairs_with_reference.jsonl")
+    assert all("ref_chosen_logp" in p.metadata for p in stored)
+    metrics = list(read_jsonl(align_dir / "metrics.jsonl"))
+    assert metrics and {"rewards/margin", "rewards/accuracy", "rewards/chosen", "difficulty"} <= set(metrics[0])
+    assert (align_dir / "selected" / "config.json").is_file()
+    c = result["counts"]
+    assert c["selected"] in read_json(align_dir / "scores.json")
+    assert c["heldout_reward_accuracy_before"] == 0.0  # the DPO policy starts as its own reference
+    assert 0.0 <= c["heldout_reward_accuracy"] <= 1.0
+    again = align_stage(cfg, console=QUIET)
+    assert again["timings"] == result["timings"]
+
+
+def test_slic_needs_no_reference(tmp_path, tiny_model_dir):
+    cfg = workspace(tmp_path, tiny_model_dir, loss={"kind": "slic"})
+    pairs_stage(cfg, console=QUIET)
+    align_stage(cfg, console=QUIET)
+    assert not (cfg.run_dir.path / "align" / "pairs_with_reference.jsonl").exists()
