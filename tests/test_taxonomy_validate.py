@@ -50,7 +50,7 @@ def broken_problems():
 def test_every_seeded_error_is_found_at_its_line(broken_problems):
     found = [(p.leaf, p.line, p.col, p.message) for p in broken_problems]
     for leaf, line, col, fragment in EXPECTED:
-        assert any((l, n, c) == (leaf, line, col) and fragment in m for l, n, c, m in found), \
+        assert any((lf, n, c) == (leaf, line, col) and fragment in m for lf, n, c, m in found), \
             f"{leaf}/qna.yaml:{line}:{col}: {fragment!r} not reported; got:\n" + "\n".join(map(str, broken_problems))
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from alignlab.errors import AlignlabError
 
@@ -46,7 +45,8 @@ TaxonomyArg = Annotated[Path, typer.Argument(help="taxonomy folder (holding know
 @taxonomy_app.command("validate")
 def taxonomy_validate(
         path: TaxonomyArg = Path("taxonomy"),
-        max_seed_tokens: Annotated[int, typer.Option(help="largest seed example, in tokens (~4 characters each)")] = 1024,
+        max_seed_tokens: Annotated[int, typer.Option(
+            help="largest seed example, in tokens (~4 characters each)")] = 1024,
         documents: Annotated[bool, typer.Option(help="check that knowledge documents can be read")] = True) -> None:
     """Check every qna.yaml (format, duplicates, seed length, documents); exit 1 on any problem."""
     from alignlab.taxonomy import check_taxonomy
@@ -125,7 +125,7 @@ def ask(prompts: Annotated[list[str], typer.Argument(help="prompts to answer, on
 def serve(model: ModelOpt = "embedded:smollm2-135m",
           host: Annotated[str, typer.Option(help="address to listen on (loopback by default)")] = "127.0.0.1",
           port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
-          api_key_env: Annotated[Optional[str], typer.Option(
+          api_key_env: Annotated[str | None, typer.Option(
               help="environment variable holding the API key every request must send")] = None) -> None:
     """Serve a model over an OpenAI-compatible API (/v1/chat/completions, /v1/completions)."""
     from alignlab.llm.serve import serve as serve_model
@@ -135,7 +135,7 @@ def serve(model: ModelOpt = "embedded:smollm2-135m",
 
 @app.command()
 def chat(model: ModelOpt = "embedded:smollm2-135m",
-         system: Annotated[Optional[str], typer.Option(help="system prompt")] = None,
+         system: Annotated[str | None, typer.Option(help="system prompt")] = None,
          max_tokens: Annotated[int, typer.Option(help="new tokens per answer")] = 256,
          temperature: float = 0.7) -> None:
     """Chat with a model in the terminal (/reset starts over, /exit or Ctrl-D quits)."""
@@ -151,16 +151,20 @@ def chat(model: ModelOpt = "embedded:smollm2-135m",
 
 @app.command()
 def generate(config: ConfigOpt = Path("alignlab.yaml"),
-             leaf: Annotated[Optional[str], typer.Option(help="only leaves matching this glob")] = None,
-             engine: Annotated[Optional[str], typer.Option(help="local or ray (default: the config's)")] = None,
+             leaf: Annotated[str | None, typer.Option(help="only leaves matching this glob")] = None,
+             engine: Annotated[str | None, typer.Option(help="local or ray (default: the config's)")] = None,
              force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
     """Synthetic data from the teacher for every leaf of the taxonomy, judged and filtered."""
     from alignlab.config import load_config
     from alignlab.sdg.stage import generate as run_generate
+    from alignlab.sdg.stage import print_summary
 
     overrides = {"generate": {"engine": engine}} if engine else None
     cfg = load_config(config, overrides=overrides)
-    run_generate(cfg, leaf_pattern=leaf, force=force, console=console)
+    started = time.time()
+    manifest = run_generate(cfg, leaf_pattern=leaf, force=force, console=console)
+    _say_if_skipped(manifest, started, "generate")
+    print_summary(console, cfg, manifest)
 
 
 def _say_if_skipped(manifest: dict, started: float, stage: str) -> None:
@@ -229,11 +233,11 @@ def pairs(config: ConfigOpt = Path("alignlab.yaml"),
     from alignlab.config import load_config
     from alignlab.pairs.stage import pairs_stage, print_summary
 
+    cfg = load_config(config)
     started = time.time()
-    manifest = pairs_stage(load_config(config), force=force, console=console)
+    manifest = pairs_stage(cfg, force=force, console=console)
     _say_if_skipped(manifest, started, "pairs")
-    if manifest["timings"]["finished"] < started:
-        print_summary(console, manifest["counts"], manifest.get("agreement", {}))
+    print_summary(console, cfg, manifest)
 
 
 @app.command()
@@ -244,10 +248,11 @@ def align(config: ConfigOpt = Path("alignlab.yaml"),
     from alignlab.config import load_config
     from alignlab.train.align import align_stage, print_summary
 
+    cfg = load_config(config)
     started = time.time()
-    manifest = align_stage(load_config(config), force=force, console=console)
+    manifest = align_stage(cfg, force=force, console=console)
     _say_if_skipped(manifest, started, "align")
-    print_summary(console, manifest)
+    print_summary(console, cfg, manifest)
 
 
 @app.command("eval")

@@ -74,14 +74,17 @@ class Tally:
         return counts
 
     def table(self, title: str | None = None) -> Table:
-        """Per-leaf kept and rejected-by-reason, for the end-of-command summary."""
-        reasons = sorted(self.rejected)
-        table = Table(title=title or self.stage, title_justify="left")
-        table.add_column("leaf")
-        table.add_column("kept", justify="right")
-        for r in reasons:
-            table.add_column(r, justify="right", style="red")
-        counts = self.counts()["by_leaf"]
-        for leaf, c in counts.items():
-            table.add_row(leaf, str(c["kept"]), *[str(c["rejected"].get(r, 0)) for r in reasons])
-        return table
+        return counts_table(self.counts(), title or self.stage)
+
+
+def counts_table(counts: dict[str, Any], title: str) -> Table:
+    """Per-leaf kept and rejected-by-reason (from `Tally.counts()`), for end-of-command summaries."""
+    reasons = sorted(counts["by_reason"])
+    table = Table(title=title, title_justify="left")
+    table.add_column("leaf")
+    table.add_column("kept", justify="right")
+    for r in reasons:
+        table.add_column(r, justify="right", style="red")
+    for leaf, c in counts["by_leaf"].items():
+        table.add_row(leaf, str(c["kept"]), *[str(c["rejected"].get(r, 0)) for r in reasons])
+    return table

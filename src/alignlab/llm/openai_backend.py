@@ -147,7 +147,7 @@ class OpenAIBackend:
                 self._busy(+1)
                 try:
                     answer = await asyncio.wait_for(session.client.post(url, json=body), s.timeout)
-                except (httpx.TimeoutException, asyncio.TimeoutError):
+                except (TimeoutError, httpx.TimeoutException):
                     answer, last = None, f"no answer within {s.timeout:g} s"
                 except httpx.TransportError as e:
                     answer, last = None, f"connection error ({_reason(e)})"

@@ -101,7 +101,6 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
                       settings={"pairs": s.model_dump(mode="json"), "ladder": ids, "judge": cfg.judge,
                                 "seed": cfg.seed})
     if run.done and not force:
-        console.print(f"pairs: unchanged since the last run, outputs in {run.dir.path}")
         return run.manifest
     samples = choose_prompts(read_samples(finished_stage(cfg, "curate").file("samples.jsonl")),
                              s.max_prompts, cfg.seed)
@@ -153,9 +152,7 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
     write_json(run.dir.file("agreement.json"), agreement)
     counts = summarise(train, held, rejects, len(prompts), ladder)
     write_json(run.dir.file("counts.json"), counts)
-    manifest = run.finish(counts, extra={"agreement": agreement})
-    print_summary(console, counts, agreement)
-    return manifest
+    return run.finish(counts, extra={"agreement": agreement})
 
 
 def summarise(train: list[Pair], held: list[Pair], rejects: list[Reject], prompts: int,
@@ -167,7 +164,8 @@ def summarise(train: list[Pair], held: list[Pair], rejects: list[Reject], prompt
             "by_generator": dict(Counter(p.metadata.get("generator", "ladder") for p in train + held))}
 
 
-def print_summary(console: Console, counts: dict[str, Any], agreement: dict[str, Any]) -> None:
+def print_summary(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
+    counts, agreement = manifest["counts"], manifest.get("agreement", {})
     if agreement:
         table = Table(title="pairs: does the judge agree with the ladder?", title_justify="left")
         for col in ("chosen rung", "rejected rung", "pairs", "agree", "disagree", "dropped", "unreadable",

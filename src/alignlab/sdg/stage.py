@@ -30,8 +30,8 @@ from alignlab.sdg.candidates import Candidate
 from alignlab.sdg.progress import GenerationProgress
 from alignlab.sdg.steps import GenContext, cap_step
 from alignlab.stage import start_stage
-from alignlab.store import tree_fingerprint, write_jsonl
-from alignlab.tally import Tally
+from alignlab.store import read_jsonl, tree_fingerprint, write_jsonl
+from alignlab.tally import Tally, counts_table
 from alignlab.taxonomy import Leaf, load_taxonomy, read_documents
 from alignlab.taxonomy.chunking import Chunk, chunk_text
 
@@ -105,7 +105,6 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
                                 "judge": cfg.judge, "leaf_pattern": leaf_pattern},
                       inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path)})
     if run.done and not force:
-        console.print(f"generate: unchanged since the last run, outputs in {run.dir.path}")
         return run.manifest
     teacher, judge = models or open_models(cfg)
     work = plan(cfg, leaves, teacher.count_tokens, magpie_enabled(cfg))
@@ -137,9 +136,7 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
                   chunk_samples=sum(len(c) for c in work.chunks.values()), wall_seconds=round(wall, 2),
                   teacher_seconds=round(busy, 2), teacher_utilisation=round(busy / wall, 3) if wall else None,
                   teacher_tokens=teacher.stats.completion_tokens - tokens_before)
-    manifest = run.finish(counts)
-    print_summary(console, tally, counts, run.dir.path)
-    return manifest
+    return run.finish(counts)
 
 
 def collect(work: Plan, teacher: str) -> tuple[list[Sample], Tally]:
@@ -159,17 +156,23 @@ def collect(work: Plan, teacher: str) -> tuple[list[Sample], Tally]:
     return samples, tally
 
 
-def print_summary(console: Console, tally: Tally, counts: dict[str, Any], out: Any) -> None:
-    console.print(tally.table("generate: accepted and rejected per leaf"))
+def print_summary(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
+    """Per-leaf accepted/rejected table; for a leaf that kept nothing, which reason removed most,
+    with an example; the totals and the teacher's utilisation."""
+    counts = manifest["counts"]
+    rejects_file = cfg.run_dir.path / "generate" / "rejects.jsonl"
+    rejects = list(read_jsonl(rejects_file)) if rejects_file.exists() else []
+    console.print(counts_table(counts, "generate: accepted and rejected per leaf"))
     for leaf, c in counts["by_leaf"].items():
         if c["kept"] == 0 and c["rejected"]:
             reason, n = max(c["rejected"].items(), key=lambda kv: kv[1])
-            example = tally.example(reason, leaf)
-            shown = (example.record.get("question") or example.record.get("raw", {})) if example else ""
+            example = next((r for r in rejects if r["reason"] == reason
+                            and r["record"].get("metadata", {}).get("leaf") == leaf), None)
+            shown = ((example["record"].get("question") or example["record"].get("raw")) if example else "")
             console.print(f"[yellow]{leaf}: every candidate was rejected; most by '{reason}' ({n}), "
-                          f"e.g. {str(shown)[:160]!r} {example.detail if example else ''}[/]", highlight=False)
+                          f"e.g. {str(shown)[:160]!r} {example['detail'] if example else ''}[/]", highlight=False)
     util = counts.get("teacher_utilisation")
-    console.print(f"generate: {counts['samples']} samples ({counts['kept']} kept incl. chunks, "
-                  f"{counts['rejected']} rejected) in {counts['wall_seconds']:.0f}s"
-                  + (f", teacher busy {util:.0%} of the time" if util is not None else "")
-                  + f" -> {out}", highlight=False)
+    console.print(f"generate: {counts['samples']} samples ({counts['samples'] - counts['chunk_samples']} "
+                  f"generated + {counts['chunk_samples']} document chunks; {counts['rejected']} candidates "
+                  f"rejected) in {counts['wall_seconds']:.0f}s"
+                  + (f", teacher busy {util:.0%} of the time" if util is not None else ""), highlight=False)

@@ -156,7 +156,7 @@ def aligned_model(cfg: Config) -> Path:
     return path
 
 
-def print_summary(console: Any, manifest: dict[str, Any]) -> None:
+def print_summary(console: Any, cfg: Config, manifest: dict[str, Any]) -> None:
     c = manifest["counts"]
     before = c.get("heldout_reward_accuracy_before")
     console.print(f"align: {c['loss']} on {c['pairs']} pairs ({c['order']}), {c['steps']} steps; held-out "
