@@ -16,7 +16,7 @@ from alignlab.errors import AlignlabError
 from alignlab.llm.cache import CachedBackend, RequestCache
 from alignlab.llm.types import BackendStats, Choice, Request, Response, TokenLogprob
 from alignlab.sdg.judges import read_score
-from alignlab.sdg.stage import generate
+from alignlab.sdg.stage import generate, print_summary
 from alignlab.store import read_jsonl
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "taxonomy"
@@ -173,6 +173,7 @@ def test_all_rejected_leaf_gives_a_clear_summary_and_valid_empty_output(tmp_path
     cached = CachedBackend(ScriptedTeacher(), RequestCache(tmp_path / "c.sqlite"))
     console = Console(record=True, width=200)
     manifest = generate(cfg, leaf_pattern="compositional_skills/*", models=(cached, cached), console=console)
+    print_summary(console, cfg, manifest)
     out = cfg.run_dir.path / "generate"
     assert (out / "samples.jsonl").read_text() == ""
     assert manifest["counts"]["samples"] == 0 and manifest["counts"]["rejected"] == 24
