@@ -17,22 +17,19 @@ max_in_flight = 1 with 32.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import hashlib
 import json
-import math
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from fastapi import FastAPI
 from rich.console import Console
 
 from alignlab.config import load_config
 from alignlab.llm.cache import CachedBackend, RequestCache
 from alignlab.llm.local import LocalBackend
+from alignlab.llm.scripted import scripted_app
 from alignlab.llm.serve import running_server
 from alignlab.sdg.stage import generate
 
@@ -88,43 +85,9 @@ def part1(settings: dict) -> None:
     print(f"  speed-up of the pipeline: x{t_naive / t_pipeline:.2f}")
 
 
-def scripted_server(delay: float) -> FastAPI:
-    """Well-formed replies after `delay` seconds: questions, contexts, answers, judge scores."""
-    app = FastAPI()
-
-    @app.get("/v1/models")
-    async def models() -> dict:
-        return {"object": "list", "data": [{"id": "scripted", "object": "model"}]}
-
-    @app.post("/v1/chat/completions")
-    async def chat(body: dict) -> dict:
-        await asyncio.sleep(delay)
-        h = int(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8], 16)
-        words = " ".join(["harbour", "lantern", "copper", "meadow", "falcon", "quartz", "ember"][(h >> k) % 7]
-                         for k in range(0, 24, 3))
-        system = body["messages"][0]["content"]
-        logprobs = None
-        if body.get("logprobs"):
-            text = " 4"
-            top = [{"token": f" {s}", "logprob": math.log(p)} for s, p in ((4, 0.6), (5, 0.3), (3, 0.1))]
-            logprobs = {"content": [{"token": " 4", "logprob": math.log(0.6), "top_logprobs": top}]}
-        elif "short example texts" in system:
-            text = f"A notice about the {words} says the market opens on Monday and tickets cost four coins."
-        elif any(k in system for k in ("exam questions", "new tasks", "on a given text")):
-            text = f" Which {words} is described?"
-        else:
-            text = f"It is the {words}, as the text states."
-        return {"id": f"c{h}", "object": "chat.completion", "created": 0, "model": body["model"],
-                "choices": [{"index": 0, "finish_reason": "stop", "logprobs": logprobs,
-                             "message": {"role": "assistant", "content": text}}],
-                "usage": {"prompt_tokens": 10, "completion_tokens": 8, "total_tokens": 18}}
-
-    return app
-
-
 def part2(settings: dict, delay: float) -> None:
     times = {}
-    with running_server(scripted_server(delay)) as url:
+    with running_server(scripted_app(delay)) as url:
         for in_flight in (1, 32):
             with tempfile.TemporaryDirectory() as tmp:
                 cfg = load_config(workspace(Path(tmp), {**settings, "magpie": {"enabled": False}},

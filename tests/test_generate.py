@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -14,19 +13,14 @@ from rich.console import Console
 from alignlab.config import load_config
 from alignlab.errors import AlignlabError
 from alignlab.llm.cache import CachedBackend, RequestCache
-from alignlab.llm.types import BackendStats, Choice, Request, Response, TokenLogprob
+from alignlab.llm.scripted import ScriptedBackend
+from alignlab.llm.types import Choice, TokenLogprob
 from alignlab.sdg.judges import read_score
 from alignlab.sdg.stage import generate, print_summary
 from alignlab.store import read_jsonl
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "taxonomy"
 JUDGES = ("faithfulness", "relevance", "standalone", "question", "quality")
-WORDS = ["harbour", "lantern", "copper", "meadow", "falcon", "quartz", "ember", "willow", "basalt",
-         "orchid", "tundra", "cobalt", "saffron", "glacier", "juniper", "marble"]
-
-
-def digest(*parts) -> int:
-    return int(hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:8], 16)
 
 
 def score_choice(score: int) -> Choice:
@@ -36,54 +30,21 @@ def score_choice(score: int) -> Choice:
     return Choice(f" {score}", logprobs=[TokenLogprob(f" {score}", top[0][1], top)], completion_tokens=1)
 
 
-class ScriptedTeacher:
-    """Answers each kind of prompt in the shape the generators expect; judges score by a hash
-    of the content, so some candidates pass and some fail; every sample request is counted."""
+class ScriptedTeacher(ScriptedBackend):
+    """The scripted teacher and judge, with some unparseable replies, optionally interrupted
+    (as Ctrl-C would) once it has answered `interrupt_after` requests."""
 
-    def __init__(self, interrupt_after: int | None = None, unparseable_every: int = 9):
-        self.model_id = "scripted-teacher"
-        self.stats = BackendStats()
-        self.seen: list[str] = []
+    def __init__(self, interrupt_after: int | None = None):
+        super().__init__("scripted-teacher", unparseable_every=9)
         self.interrupt_after = interrupt_after
-        self.unparseable_every = unparseable_every
-
-    def reply(self, r: Request) -> Choice:
-        text = json.dumps(r.payload(), sort_keys=True)
-        h = digest(text, r.params.seed)
-        if r.params.logprobs:
-            return score_choice(1 + h % 5)
-        system = r.messages[0]["content"] if r.messages else ""
-        if h % self.unparseable_every == 0:
-            return Choice("?")
-        words = " ".join(WORDS[(h >> k) % len(WORDS)] for k in range(0, 20, 4))
-        if "short example texts" in system:
-            return Choice(f"A notice about the {words} says the opening is on Monday at nine and "
-                          f"tickets cost four coins each at the door.")
-        if "exam questions" in system or "new tasks" in system or "on a given text" in system:
-            return Choice(f" Which {words} is described?")
-        return Choice(f"It is the {words}, as the text states.", completion_tokens=8)
 
     def generate(self, requests, on_done=None):
         out = []
         for i, request in enumerate(requests):
             if self.interrupt_after is not None and len(self.seen) >= self.interrupt_after:
                 raise KeyboardInterrupt
-            self.seen.append(json.dumps(request.payload(), sort_keys=True))
-            self.stats.requests += 1
-            response = Response(choices=[self.reply(s) for s in request.samples()])
-            out.append(response)
-            if on_done:
-                on_done(i, response)
+            out += super().generate([request], on_done and (lambda _, r, i=i: on_done(i, r)))
         return out
-
-    def loglikelihood(self, requests):
-        raise AssertionError("generate scores nothing")
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def close(self) -> None:
-        pass
 
 
 def workspace(tmp_path: Path, **generate_settings) -> Path:

@@ -296,3 +296,50 @@ def eval_(
     pair = tuple(compare) if compare and all(compare) else None
     run_eval(cfg, model or [], label or [], options, compare=pair, export_dir=export_lm_eval,
              forgetting=forgetting, force=force, console=console)
+
+
+# ------------------------------------------------------------------ the whole pipeline
+
+
+@app.command()
+def run(config: ConfigOpt = Path("alignlab.yaml"),
+        until: Annotated[str | None, typer.Option(help="stop after this stage")] = None,
+        start: Annotated[str | None, typer.Option(
+            "--from", help="re-run from this stage on, taking earlier stages as they are")] = None,
+        force: Annotated[list[str] | None, typer.Option(
+            help="re-run this stage and every later one (repeatable)")] = None) -> None:
+    """Every stage in order — validate, generate, curate, mix, train, eval, pairs, align,
+    eval-aligned, report — each skipped when nothing it depends on changed. Safe to kill and
+    re-run at any moment."""
+    from alignlab.config import load_config
+    from alignlab.pipeline import run_pipeline
+
+    cfg = load_config(config)
+    run_pipeline(cfg, until=until, start=start, force=tuple(force or ()), console=console)
+
+
+@app.command()
+def report(run_dir: Annotated[Path | None, typer.Argument(
+               help="run directory (default: the config's runs/<name>)")] = None,
+           config: ConfigOpt = Path("alignlab.yaml")) -> None:
+    """Write one self-contained report.html (plots inline, no network) for a run."""
+    from alignlab.report import write_report
+
+    if run_dir is None:
+        from alignlab.config import load_config
+
+        run_dir = load_config(config).run_dir.path
+    console.print(f"report: {write_report(run_dir)}", highlight=False)
+
+
+@app.command()
+def init(folder: Annotated[Path, typer.Argument(help="where to create the workspace")] = Path("."),
+         force: Annotated[bool, typer.Option(help="overwrite files that exist")] = False) -> None:
+    """A new workspace: a commented alignlab.yaml (the embedded model by default) and a
+    starter taxonomy with one knowledge, one freeform and one grounded skill leaf."""
+    from alignlab.workspace import create_workspace
+
+    written = create_workspace(folder, force=force)
+    for path in written:
+        console.print(f"  wrote {path}", highlight=False)
+    console.print(f"next: cd {folder} && alignlab taxonomy validate && alignlab run", highlight=False)
