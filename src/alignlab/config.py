@@ -26,9 +26,9 @@ from alignlab.yamlpos import YamlSyntaxError, load_yaml
 
 
 class Models(Section):
-    teacher: str = "embedded:smollm2-135m"
+    teacher: str = Field("embedded:smollm2-135m", description="model spec of the model that writes the data")
     judge: str | None = Field(None, description="defaults to the teacher")
-    student: str = "embedded:smollm2-135m"
+    student: str = Field("embedded:smollm2-135m", description="model spec of the model trained (local)")
 
     @field_validator("teacher", "judge", "student")
     @classmethod
@@ -42,7 +42,7 @@ class Config(Section):
     name: str = Field("default", pattern=r"^[A-Za-z0-9._-]+$", description="run name: runs/<name>/")
     runs: str = Field("runs", description="folder holding run directories, relative to this file")
     taxonomy: str = Field("taxonomy", description="taxonomy root, relative to this file")
-    seed: int = 0
+    seed: int = Field(0, description="seed every stage derives its randomness from")
     models: Models = Models()
     backend: BackendSettings = BackendSettings()
     generate: GenerateConfig = GenerateConfig()

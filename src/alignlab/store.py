@@ -110,6 +110,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would make every output private to its writer
     except OSError as e:
         raise _explain(e, path) from e
     tmp_path = Path(tmp)

@@ -43,14 +43,14 @@ class QualityStep(Section):
     judge: str = Field("quality", description="key in metadata.judges, and template judge_<judge>")
     threshold: float = Field(4.5, description="keep score >= threshold (AlpaGasus: 4.5 of 5)")
     template: str | None = Field(None, description="prompt template for missing scores; default judge_<judge>")
-    scale: tuple[int, int] = (1, 5)
+    scale: tuple[int, int] = Field((1, 5), description="the judge's score range")
 
 
 class DecontaminateStep(Section):
     """Drop samples sharing an `ngram`-word sequence with an evaluation set."""
 
     step: Literal["decontaminate"] = "decontaminate"
-    ngram: int = Field(13, ge=3, le=64)
+    ngram: int = Field(13, ge=3, le=64, description="drop a sample sharing this many consecutive words")
     eval_sets: list[str] = Field([], description="JSONL files (messages or MCQ format), relative to this file")
     taxonomy_heldout: bool = Field(True, description="also every <taxonomy>/**/heldout_mcq.jsonl")
 
@@ -62,10 +62,12 @@ class DiversityStep(Section):
     threshold: float = Field(0.9, gt=0, le=1, description="max cosine similarity to any accepted sample")
     budget: int | None = Field(None, ge=1, description="accept at most this many (per group)")
     per_leaf: bool = Field(False, description="select within each leaf, each with its own budget")
-    score: Literal["quality", "quality_complexity", "complexity", "none"] = "quality_complexity"
+    score: Literal["quality", "quality_complexity", "complexity", "none"] = Field(
+        "quality_complexity", description="what orders candidates before selection (Deita: quality x complexity)")
     judge: str = Field("quality", description="judge whose score is the quality")
-    field: Literal["instruction", "conversation"] = "conversation"
-    embedder: Literal["hashed", "model"] = "hashed"
+    field: Literal["instruction", "conversation"] = Field("conversation", description="the text embedded")
+    embedder: Literal["hashed", "model"] = Field(
+        "hashed", description="hashed word n-grams (no model) or mean-pooled hidden states of `model`")
     dim: int = Field(512, ge=16, le=65536, description="hashed embedder: vector size")
     model: str = Field("embedded:smollm2-135m", description="model embedder: a local model spec")
     batch_size: int = Field(16, ge=1, description="model embedder: texts per forward pass")
@@ -78,8 +80,8 @@ class StyleStep(Section):
     """Rank responses by distance to the group's dominant style; keep the closest fraction."""
 
     step: Literal["style"] = "style"
-    keep_fraction: float = Field(0.8, gt=0, le=1)
-    group_by: Literal["leaf", "leaf_kind", "all"] = "leaf"
+    keep_fraction: float = Field(0.8, gt=0, le=1, description="share kept, closest to the dominant style")
+    group_by: Literal["leaf", "leaf_kind", "all"] = Field("leaf", description="style is ranked within each group")
     min_group: int = Field(8, ge=2, description="groups smaller than this are kept whole")
     surprisal: bool = Field(True, description="include the response's per-token NLL given the instruction")
     model: str | None = Field(None, description="reference model for surprisal; default the student")
@@ -100,12 +102,13 @@ class CritiqueReviseStep(Section):
     principle drawn at random (seeded per sample), then rewrites it."""
 
     step: Literal["critique_revise"] = "critique_revise"
-    principles: list[str] = Field(DEFAULT_PRINCIPLES, min_length=1)
+    principles: list[str] = Field(DEFAULT_PRINCIPLES, min_length=1,
+                                  description="one is drawn (seeded) per sample to critique against")
     model: str | None = Field(None, description="default the teacher")
     max_tokens: int = Field(256, ge=8, description="longest critique / revision")
-    temperature: float = Field(0.0, ge=0)
-    critique_template: str = "curate_critique"
-    revise_template: str = "curate_revise"
+    temperature: float = Field(0.0, ge=0, description="0 = greedy critiques and revisions")
+    critique_template: str = Field("curate_critique", description="prompt template of the critique")
+    revise_template: str = Field("curate_revise", description="prompt template of the revision")
     prompts_dir: str | None = Field(None, description="folder of .jinja templates overriding built-ins")
 
     _valid_model = field_validator("model")(_spec)
@@ -138,7 +141,8 @@ def _default_steps() -> list[Any]:
 
 
 class CurateConfig(Section):
-    steps: list[CurateStep] = Field(default_factory=_default_steps)
+    steps: list[CurateStep] = Field(default_factory=_default_steps,
+                                    description="the steps, run in the order listed: `- dedup: {...}`")
 
     @field_validator("steps", mode="before")
     @classmethod

@@ -37,9 +37,9 @@ class Select(Section):
     """Curated samples whose metadata match every given field (a list matches any of its values)."""
 
     leaf: list[str] | None = Field(None, description="leaf path glob(s) (fnmatch: * crosses /), e.g. knowledge/geo*")
-    leaf_kind: list[LeafKind] | None = None
+    leaf_kind: list[LeafKind] | None = Field(None, description="knowledge, freeform_skill, grounded_skill, general")
     generator: list[str] | None = Field(None, description="e.g. knowledge_qa, knowledge_chunk, magpie")
-    teacher: list[str] | None = None
+    teacher: list[str] | None = Field(None, description="model id(s) that wrote the sample")
     unmask: bool | None = Field(None, description="true: document chunks only; false: no chunks")
 
     @field_validator("leaf", "leaf_kind", "generator", "teacher", mode="before")
@@ -56,7 +56,7 @@ class Select(Section):
 
 class Source(Section):
     name: str | None = Field(None, description="label in metadata.source; derived when omitted")
-    select: Select | None = None
+    select: Select | None = Field(None, description="curated samples whose metadata match every field")
     phase: str | None = Field(None, description="an earlier phase, replayed")
     file: str | None = Field(None, description="JSONL of samples in messages format")
     ratio: float | None = Field(None, gt=0, description="share of what the source holds (default 1.0)")
@@ -89,7 +89,7 @@ class Source(Section):
 
 class Phase(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="output file <name>.jsonl")
-    sources: list[Source] = Field(min_length=1)
+    sources: list[Source] = Field(min_length=1, description="what the phase is drawn from")
     shuffle: bool = Field(True, description="shuffle the phase's rows (seeded)")
 
 
@@ -103,7 +103,8 @@ def _default_phases() -> list[Phase]:
 
 class Recipe(Section):
     seed: int | None = Field(None, description="sampling seed; default the config's seed")
-    phases: list[Phase] = Field(default_factory=_default_phases, min_length=1)
+    phases: list[Phase] = Field(default_factory=_default_phases, min_length=1,
+                                description="training phases in order (LAB: knowledge, then skills + replay)")
 
 
 class MixConfig(Recipe):

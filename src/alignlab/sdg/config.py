@@ -33,11 +33,11 @@ class GenerateConfig(Section):
     max_new_tokens: int = Field(160, ge=8, description="longest teacher answer or context")
     max_question_tokens: int = Field(64, ge=8, description="longest generated question or task")
     temperature: float = Field(0.8, ge=0, description="sampling temperature for new questions/contexts")
-    top_p: float = Field(0.95, gt=0, le=1)
+    top_p: float = Field(0.95, gt=0, le=1, description="nucleus sampling for new questions/contexts")
     answer_temperature: float = Field(0.0, ge=0, description="0 = greedy answers, most faithful")
     rouge_threshold: float = Field(0.7, gt=0, le=1, description="drop a question this similar to the pool")
     thresholds: JudgeThresholds = JudgeThresholds()
     magpie: MagpieConfig = MagpieConfig()
     prompts_dir: str | None = Field(None, description="folder of .jinja templates overriding built-ins")
-    engine: Literal["local", "ray"] = "local"
+    engine: Literal["local", "ray"] = Field("local", description="local: one process; ray: leaves as Ray tasks")
     ray_shard_chunks: int = Field(8, ge=1, description="ray: document chunks per task for large leaves")

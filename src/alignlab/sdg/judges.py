@@ -24,6 +24,8 @@ from alignlab.sdg.templates import load_template
 # was saying something else there (e.g. "The answer...") and we look further or parse text.
 MIN_LABEL_MASS = 0.05
 TOP_K = 20
+# The templates end in a prefill ("Score:", "Response"), so the label is the first or, after a
+# space token, the second generated token: two tokens are all a verdict needs.
 
 
 @dataclass
@@ -84,7 +86,7 @@ class JudgeSpec:
 def judge_requests(spec: JudgeSpec, items: Sequence[dict[str, Any]],
                    override_dir: str | None = None) -> list[Request]:
     template = load_template(spec.template, override_dir)
-    params = GenerationParams(max_tokens=4, temperature=0.0, logprobs=TOP_K)
+    params = GenerationParams(max_tokens=2, temperature=0.0, logprobs=TOP_K)
     return [Request(messages=tuple(template.messages(**item, scale=spec.scale)), params=params)
             for item in items]
 
@@ -110,7 +112,7 @@ def compare(backend: Backend, prompts: Sequence[str], answers_a: Sequence[str],
             override_dir: str | None = None) -> list[Comparison]:
     """For each prompt, how likely the judge prefers `a` over `b`, judged in both orders."""
     tpl = load_template(template, override_dir)
-    params = GenerationParams(max_tokens=4, temperature=0.0, logprobs=TOP_K)
+    params = GenerationParams(max_tokens=2, temperature=0.0, logprobs=TOP_K)
     requests = []
     for prompt, a, b in zip(prompts, answers_a, answers_b, strict=True):
         requests.append(Request(messages=tuple(tpl.messages(prompt=prompt, first=a, second=b)), params=params))

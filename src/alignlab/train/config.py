@@ -34,27 +34,28 @@ CurriculumOrder = Literal["easy_to_hard", "hard_to_easy", "mixed"]
 class LoraSettings(Section):
     r: int = Field(16, ge=1, description="rank of the low-rank update")
     alpha: float = Field(32, gt=0, description="scale: the update is multiplied by alpha / r")
-    dropout: float = Field(0.05, ge=0, lt=1)
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    dropout: float = Field(0.05, ge=0, lt=1, description="dropout on the adapter's input")
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+                                      description="linear layers that get adapters")
 
 
 class Hyperparameters(Section):
     """What a phase may override; validated once the phase's overrides are applied."""
 
-    method: Literal["full", "lora"] = "full"
+    method: Literal["full", "lora"] = Field("full", description="full fine-tune, or LoRA adapters (merged on save)")
     lora: LoraSettings = LoraSettings()
     max_seq_len: int = Field(1024, ge=8, description="longer samples are skipped and reported")
     batch_tokens: int = Field(4096, ge=8, description="padded tokens per micro-batch")
     effective_batch: int | None = Field(
         None, ge=8, description="padded-token budget per optimizer step (a multiple of "
                                 "batch_tokens); default: 4 micro-batches")
-    lr: float = Field(1.0e-4, gt=0)
+    lr: float = Field(1.0e-4, gt=0, description="peak learning rate (AdamW), after warm-up, cosine decay")
     warmup: float = Field(0.1, ge=0, lt=1, description="warm-up, as a fraction of the steps")
-    weight_decay: float = Field(0.0, ge=0)
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay, on matrices only")
     max_grad_norm: float = Field(1.0, ge=0, description="0 turns clipping off")
     save_every: int = Field(50, ge=1, description="optimizer steps between checkpoints")
     keep_checkpoints: int = Field(3, ge=1, description="checkpoints kept besides the best and the last")
-    seed: int = 0
+    seed: int = Field(0, description="data order and initialisation seed")
 
     @model_validator(mode="after")
     def _consistent(self) -> Hyperparameters:
@@ -80,20 +81,20 @@ class PhaseConfig(Section):
     hyperparameter left out is inherited from the `train:` section."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="a phase of the mix stage")
-    epochs: int = Field(1, ge=1)
+    epochs: int = Field(1, ge=1, description="passes over the phase's data")
     select_by: str = Field("loss", description="checkpoint metric; 'loss' = held-out loss")
-    method: Literal["full", "lora"] | None = None
-    lora: LoraSettings | None = None
-    max_seq_len: int | None = Field(None, ge=8)
-    batch_tokens: int | None = Field(None, ge=8)
-    effective_batch: int | None = Field(None, ge=8)
-    lr: float | None = Field(None, gt=0)
-    warmup: float | None = Field(None, ge=0, lt=1)
-    weight_decay: float | None = Field(None, ge=0)
-    max_grad_norm: float | None = Field(None, ge=0)
-    save_every: int | None = Field(None, ge=1)
-    keep_checkpoints: int | None = Field(None, ge=1)
-    seed: int | None = None
+    method: Literal["full", "lora"] | None = Field(None, description="this phase's train.method")
+    lora: LoraSettings | None = Field(None, description="this phase's train.lora")
+    max_seq_len: int | None = Field(None, ge=8, description="this phase's train.max_seq_len")
+    batch_tokens: int | None = Field(None, ge=8, description="this phase's train.batch_tokens")
+    effective_batch: int | None = Field(None, ge=8, description="this phase's train.effective_batch")
+    lr: float | None = Field(None, gt=0, description="this phase's train.lr")
+    warmup: float | None = Field(None, ge=0, lt=1, description="this phase's train.warmup")
+    weight_decay: float | None = Field(None, ge=0, description="this phase's train.weight_decay")
+    max_grad_norm: float | None = Field(None, ge=0, description="this phase's train.max_grad_norm")
+    save_every: int | None = Field(None, ge=1, description="this phase's train.save_every")
+    keep_checkpoints: int | None = Field(None, ge=1, description="this phase's train.keep_checkpoints")
+    seed: int | None = Field(None, description="this phase's train.seed")
 
     def overrides(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in OVERRIDABLE if getattr(self, k) is not None}
@@ -104,7 +105,8 @@ def _default_phases() -> list[PhaseConfig]:
 
 
 class TrainConfig(Hyperparameters):
-    phases: list[PhaseConfig] = Field(default_factory=_default_phases)
+    phases: list[PhaseConfig] = Field(default_factory=_default_phases,
+                                      description="phases in training order, each a mix phase")
     val_fraction: float = Field(0.05, ge=0, lt=1, description="held out of each phase for `loss`")
     val_max_samples: int = Field(64, ge=1, description="cap on the held-out split")
     tensorboard: bool = Field(True, description="also log to TensorBoard when it is installed")
@@ -146,7 +148,7 @@ class TrainConfig(Hyperparameters):
 
 
 class PreferenceLossConfig(Section):
-    kind: LossKind = "dpo"
+    kind: LossKind = Field("dpo", description="dpo | ipo | hinge | slic")
     beta: float = Field(0.1, gt=0, description="dpo/ipo/hinge: strength of the pull towards the reference")
     delta: float = Field(1.0, ge=0, description="slic: the log-probability margin to enforce")
     lam: float = Field(0.1, ge=0, description="slic: weight of the chosen answer's NLL (mean per token)")
@@ -169,15 +171,15 @@ class AlignConfig(Section):
     start: str = Field("sft", description="model to align: 'sft' (after supervised training) or a spec")
     loss: PreferenceLossConfig = PreferenceLossConfig()
     order: CurriculumOrder = Field("easy_to_hard", description="easy_to_hard | hard_to_easy | mixed")
-    epochs: int = Field(2, ge=1)
+    epochs: int = Field(2, ge=1, description="passes over the pairs, each in curriculum order")
     batch_pairs: int = Field(4, ge=1, description="pairs per micro-batch (one forward of 2x rows)")
     micro_batches_per_step: int = Field(1, ge=1, description="micro-batches per optimizer step")
     max_length: int = Field(512, ge=16, description="prompt + answer tokens; longer pairs are cut")
-    method: Literal["full", "lora"] = "full"
+    method: Literal["full", "lora"] = Field("full", description="full fine-tune, or LoRA adapters")
     lora: LoraSettings = LoraSettings()
-    lr: float = Field(5.0e-6, gt=0)
-    warmup: float = Field(0.1, ge=0, lt=1)
-    max_grad_norm: float = Field(1.0, ge=0)
-    save_every: int = Field(50, ge=1)
-    keep_checkpoints: int = Field(2, ge=1)
-    seed: int = 0
+    lr: float = Field(5.0e-6, gt=0, description="peak learning rate")
+    warmup: float = Field(0.1, ge=0, lt=1, description="warm-up, as a fraction of the steps")
+    max_grad_norm: float = Field(1.0, ge=0, description="0 turns clipping off")
+    save_every: int = Field(50, ge=1, description="optimizer steps between checkpoints")
+    keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept besides the best and the last")
+    seed: int = Field(0, description="curriculum shuffling and initialisation seed")
