@@ -1,5 +1,6 @@
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,3 +248,18 @@ def test_principles_are_drawn_per_sample_deterministically():
     assert draws == [draw_principle(principles, 0, f"id{i}") for i in range(50)]
     assert len(set(draws)) > 3  # not always the same principle
     assert draws != [draw_principle(principles, 1, f"id{i}") for i in range(50)]
+
+
+def test_decontamination_drops_the_judged_skill_prompts(tmp_path):
+    import shutil
+
+    shutil.copytree(Path(__file__).parent.parent / "examples" / "taxonomy", tmp_path / "taxonomy")
+    cfg = Config(taxonomy=str(tmp_path / "taxonomy"))
+    cfg._base_dir = tmp_path
+    from alignlab.evaluate.judged import skill_prompts, user_message
+
+    held_out = user_message(skill_prompts(cfg.taxonomy_path)[0])
+    samples = [sample("copy", held_out, "An answer."), sample("new", "Describe a kettle in two sentences.", "x")]
+    verdicts = decontaminate(samples, DecontaminateStep(), StepContext(cfg))
+    assert [v.keep for v in verdicts] == [False, True]
+    assert verdicts[0].detail["eval_set"].endswith("(judged prompt)")

@@ -230,18 +230,20 @@ def write_skill_leaves(root) -> None:
         folder.mkdir(parents=True)
     (freeform / "qna.yaml").write_text(
         "version: 2\ntask_description: haiku\ncreated_by: me\nseed_examples:\n"
-        + "".join(f"  - question: Write a haiku about {t}.\n    answer: A haiku.\n" for t in ("rain", "snow", "tea")))
+        + "".join(f"  - question: Write a haiku about {t}.\n    answer: A haiku.\n"
+                  for t in ("rain", "snow", "tea", "ink", "moss")))
     (grounded / "qna.yaml").write_text(
         "version: 2\ntask_description: dates\ncreated_by: me\nseed_examples:\n"
-        "  - question: When did it happen?\n    context: It happened in 1841.\n    answer: In 1841.\n")
+        + "".join(f"  - question: When did event {y} happen?\n    context: It happened in {y}.\n"
+                  f"    answer: In {y}.\n" for y in (1841, 1842, 1843, 1844, 1845)))
 
 
 def test_skill_prompts_come_from_seed_examples(tmp_path):
     write_skill_leaves(tmp_path)
     prompts = skill_prompts(tmp_path, max_per_leaf=2)
-    assert [p["leaf"] for p in prompts] == ["compositional_skills/extraction/dates"] + \
+    assert [p["leaf"] for p in prompts] == ["compositional_skills/extraction/dates"] * 2 + \
         ["compositional_skills/writing/haiku"] * 2
-    assert prompts[0]["context"] == "It happened in 1841." and prompts[1]["context"] is None
+    assert prompts[0]["context"] == "It happened in 1841." and prompts[2]["context"] is None
 
 
 def test_judged_scores_per_leaf_are_expected_scores_of_the_score_tokens(tmp_path):
@@ -255,7 +257,7 @@ def test_judged_scores_per_leaf_are_expected_scores_of_the_score_tokens(tmp_path
     summary = judged_summary(rows)
     assert summary["by_leaf"]["compositional_skills/writing/haiku"]["mean_score"] == pytest.approx(4.5)
     assert summary["by_leaf"]["compositional_skills/extraction/dates"]["mean_score"] == pytest.approx(2.0)
-    assert summary["overall"]["mean_score"] == pytest.approx((3 * 4.5 + 2.0) / 4)
+    assert summary["overall"]["mean_score"] == pytest.approx((5 * 4.5 + 5 * 2.0) / 10)
     assert all(r["method"] == "logprobs" for r in rows)
 
 

@@ -68,7 +68,9 @@ def test_accounting_sums_to_candidates_for_every_generator(tmp_path):
     samples = list(read_jsonl(out / "samples.jsonl"))
     rejects = list(read_jsonl(out / "rejects.jsonl"))
     counts = manifest["counts"]
-    generated = [s for s in samples if s["metadata"]["generator"] != "knowledge_chunk"]
+    given = [s for s in samples if s["metadata"]["generator"] in ("knowledge_chunk", "knowledge_seed")]
+    generated = [s for s in samples if s not in given]
+    assert sum(s["metadata"]["generator"] == "knowledge_seed" for s in given) == counts["seed_samples"] == 15
     assert len(generated) + len(rejects) == counts["candidates"]
     by_generator: dict[str, list[int]] = {}
     for row in generated:

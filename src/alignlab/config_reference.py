@@ -1,7 +1,8 @@
 """Every key of alignlab.yaml with its default and meaning, rendered from the typed config, so
 the README's reference cannot drift from the code (a test compares them).
 
-    python -m alignlab.config_reference > reference.md
+    python -m alignlab.config_reference              # print the reference
+    python -m alignlab.config_reference README.md    # rewrite the README's reference block
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from alignlab.config import Config
+
+START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 
 
 def _sections(annotation: Any) -> list[type[BaseModel]]:
@@ -77,5 +80,19 @@ def reference_markdown() -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_reference(readme: str) -> str:
+    """`readme` with the block between the markers replaced by the current reference."""
+    head, _, rest = readme.partition(START)
+    _, _, tail = rest.partition(END)
+    return f"{head}{START}\n{reference_markdown()}{END}{tail}"
+
+
 if __name__ == "__main__":
-    print(reference_markdown(), end="")
+    import sys
+    from pathlib import Path
+
+    if len(sys.argv) > 1:
+        path = Path(sys.argv[1])
+        path.write_text(with_reference(path.read_text(encoding="utf-8")), encoding="utf-8")
+    else:
+        print(reference_markdown(), end="")

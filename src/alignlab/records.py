@@ -36,6 +36,12 @@ def stable_id(*parts: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def user_turn(question: str, context: str | None = None) -> str:
+    """The user message of a skill example: a grounded skill's context, then its question.
+    Generation, training and evaluation all build it here, so they agree."""
+    return f"{context}\n\n{question}" if context else question
+
+
 def check_messages(messages: Any, where: str) -> list[Message]:
     if not isinstance(messages, list) or not messages:
         raise ValueError(f"{where}: 'messages' must be a non-empty list")

@@ -3,7 +3,8 @@ evaluation question, so a score measured later is not a score on training data.
 
 The evaluation questions are the config's `eval_sets` (JSONL in messages format — the user
 turns count — or MCQ format `{"question", "choices", "answer"}`) plus every knowledge leaf's
-held-out `heldout_mcq.jsonl`, found by globbing the taxonomy. A question shorter than n words
+held-out `heldout_mcq.jsonl`, found by globbing the taxonomy, and the skill prompts the
+evaluation judges answers to. A question shorter than n words
 has no n-gram; it matches when its whole normalised text occurs in a sample at word boundaries.
 Every text of a sample is checked, document chunks included.
 """
@@ -123,9 +124,19 @@ class EvalIndex:
         return out
 
 
+def judged_prompts(cfg: Config) -> list[EvalQuestion]:
+    """The skill prompts the evaluation judges answers to (the skill leaves' seed examples)."""
+    from alignlab.evaluate.judged import skill_prompts, user_message
+
+    return [EvalQuestion(f"{p['leaf']} (judged prompt)", str(k), user_message(p))
+            for k, p in enumerate(skill_prompts(cfg.taxonomy_path, cfg.eval.judged.max_prompts_per_leaf))]
+
+
 def decontaminate(samples: list[Sample], settings: DecontaminateStep, ctx: StepContext) -> list[Verdict]:
     questions = [q for path in eval_set_paths(ctx.cfg, settings)
                  for q in read_eval_questions(path, _shown(path, ctx.cfg))]
+    if settings.taxonomy_heldout and any(ctx.cfg.taxonomy_path.glob("**/qna.yaml")):
+        questions += judged_prompts(ctx.cfg)
     index = EvalIndex.build(questions, settings.ngram)
     if not len(index) or not samples:
         return [KEEP] * len(samples)

@@ -17,48 +17,31 @@ from pathlib import Path
 from statistics import mean
 from typing import Any
 
-from alignlab.errors import ConfigError
 from alignlab.evaluate.config import JudgedSettings
 from alignlab.llm.types import Backend, GenerationParams, Request
 from alignlab.progress import progress_bar
+from alignlab.records import user_turn
 from alignlab.sdg.judges import Comparison, JudgeSpec, compare, run_judge
-from alignlab.yamlpos import YamlSyntaxError, load_yaml
 
-SKILL_FOLDERS = ("compositional_skills", "foundational_skills")
 STEP = 16  # prompts per judge call, so the progress bar moves
 
 Prompt = dict[str, Any]  # {"leaf", "question", "context"?}
 
 
 def skill_prompts(taxonomy_root: str | Path, max_per_leaf: int = 20) -> list[Prompt]:
-    """The seed questions (and contexts) of every skill leaf under the taxonomy."""
-    root = Path(taxonomy_root)
-    prompts: list[Prompt] = []
-    for folder in SKILL_FOLDERS:
-        for qna in sorted((root / folder).glob("**/qna.yaml")):
-            leaf = qna.parent.relative_to(root).as_posix()
-            try:
-                doc = load_yaml(qna)
-            except YamlSyntaxError as e:
-                raise ConfigError(str(e)) from e
-            seeds = doc.data.get("seed_examples") if isinstance(doc.data, dict) else None
-            if not isinstance(seeds, list):
-                raise ConfigError(f"{doc.where(('seed_examples',))}: 'seed_examples' must be a list")
-            for k, seed in enumerate(seeds[:max_per_leaf]):
-                question = seed.get("question") if isinstance(seed, dict) else None
-                if not isinstance(question, str) or not question.strip():
-                    raise ConfigError(f"{doc.where(('seed_examples', k))}: a skill seed example "
-                                      f"needs a 'question'")
-                context = seed.get("context")
-                prompts.append({"leaf": leaf, "question": question.strip(),
-                                "context": context.strip() if isinstance(context, str) else None})
-    return prompts
+    """The seed questions (and contexts) of every skill leaf: held-out prompts, since training
+    data holds only new questions (ROUGE-L filtered against the seeds, then decontaminated)."""
+    from alignlab.taxonomy import FREEFORM_SKILL, GROUNDED_SKILL, load_taxonomy
+
+    return [{"leaf": leaf.path, "question": seed.question.strip(),
+             "context": seed.context.strip() if seed.context else None}
+            for leaf in load_taxonomy(taxonomy_root) if leaf.kind in (FREEFORM_SKILL, GROUNDED_SKILL)
+            for seed in leaf.seed_examples[:max_per_leaf]]
 
 
 def user_message(prompt: Prompt) -> str:
-    """What the model under test reads: the question, then the context of a grounded skill."""
-    context = prompt.get("context")
-    return f"{prompt['question']}\n\n{context}" if context else prompt["question"]
+    """What the model under test reads: as in training, a grounded skill's context first."""
+    return user_turn(prompt["question"], prompt.get("context"))
 
 
 def answer_prompts(backend: Backend, prompts: Sequence[Prompt], max_tokens: int,

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignlab.records import Sample, stable_id
+from alignlab.records import Sample, stable_id, user_turn
 
 
 @dataclass
@@ -48,10 +48,9 @@ class Candidate:
         self.rejected, self.detail = reason, detail
 
     def messages(self) -> list[dict[str, str]]:
-        user = self.question or ""
-        if self.context and self.leaf_kind == "grounded_skill":
-            user = f"{self.context}\n\n{self.question}"
-        return [{"role": "user", "content": user}, {"role": "assistant", "content": self.answer or ""}]
+        context = self.context if self.leaf_kind == "grounded_skill" else None
+        return [{"role": "user", "content": user_turn(self.question or "", context)},
+                {"role": "assistant", "content": self.answer or ""}]
 
     def metadata(self, teacher: str) -> dict[str, Any]:
         return {"leaf": self.leaf, "leaf_kind": self.leaf_kind, "generator": self.generator,

@@ -5,7 +5,7 @@ For every chunk, `qa_per_chunk` candidates: the teacher writes a question the ch
 a judge checks the question stands alone, the teacher answers from the chunk, and judges check
 the answer is faithful to the chunk and relevant to the question. Each chunk is also emitted
 itself as a knowledge-infusion sample (`unmask: true`: trained on the whole text), as LAB's
-phase-1 data does.
+phase-1 data does, and the leaf's seed Q&A join the data as they are.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from alignlab.taxonomy.leaf import Leaf
 
 GENERATOR = "knowledge_qa"
 CHUNK_GENERATOR = "knowledge_chunk"
+SEED_GENERATOR = "knowledge_seed"
 
 
 def plan(leaf: Leaf, chunks: Sequence[Chunk], qa_per_chunk: int) -> list[Candidate]:
@@ -43,6 +44,17 @@ def chunk_samples(leaf: Leaf, chunks: Sequence[Chunk]) -> list[Sample]:
                              "chunk_id": chunk.id, "chunk_index": chunk.index, "document": chunk.source,
                              "stage": "generate"})
             for chunk in chunks]
+
+
+def seed_samples(leaf: Leaf) -> list[Sample]:
+    """The leaf's own seed Q&A, written by people: the most reliable knowledge samples there are.
+    (Skill seeds are not trained on: they are the held-out prompts skills are judged on.)"""
+    return [Sample(id=stable_id(leaf.path, SEED_GENERATOR, seed.index, k),
+                   messages=[{"role": "user", "content": qa.question},
+                             {"role": "assistant", "content": qa.answer}],
+                   metadata={"leaf": leaf.path, "leaf_kind": "knowledge", "generator": SEED_GENERATOR,
+                             "seed_index": seed.index, "qa_index": k, "stage": "generate"})
+            for seed in leaf.seed_examples for k, qa in enumerate(seed.questions_and_answers)]
 
 
 def _examples(leaf: Leaf, chunk_index: int, n: int = 2) -> list[dict]:

@@ -133,7 +133,9 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     counts = tally.write(run.dir)
     busy = sum(b.stats.seconds for b in models) - busy_before
     counts.update(candidates=len(work.candidates), samples=len(samples),
-                  chunk_samples=sum(len(c) for c in work.chunks.values()), wall_seconds=round(wall, 2),
+                  chunk_samples=sum(len(c) for c in work.chunks.values()),
+                  seed_samples=sum(1 for s in samples if s.metadata["generator"] == knowledge.SEED_GENERATOR),
+                  wall_seconds=round(wall, 2),
                   teacher_seconds=round(busy, 2), teacher_utilisation=round(busy / wall, 3) if wall else None,
                   teacher_tokens=teacher.stats.completion_tokens - tokens_before)
     return run.finish(counts)
@@ -150,9 +152,9 @@ def collect(work: Plan, teacher: str) -> tuple[list[Sample], Tally]:
         else:
             tally.reject(c.to_reject_record(teacher), c.rejected, c.leaf, detail=c.detail)
     for path, chunks in sorted(work.chunks.items()):
-        chunk_rows = knowledge.chunk_samples(work.leaves[path], chunks)
-        samples += chunk_rows
-        tally.keep(path, len(chunk_rows))
+        given = knowledge.chunk_samples(work.leaves[path], chunks) + knowledge.seed_samples(work.leaves[path])
+        samples += given
+        tally.keep(path, len(given))
     return samples, tally
 
 
@@ -172,7 +174,8 @@ def print_summary(console: Console, cfg: Config, manifest: dict[str, Any]) -> No
             console.print(f"[yellow]{leaf}: every candidate was rejected; most by '{reason}' ({n}), "
                           f"e.g. {str(shown)[:160]!r} {example['detail'] if example else ''}[/]", highlight=False)
     util = counts.get("teacher_utilisation")
-    console.print(f"generate: {counts['samples']} samples ({counts['samples'] - counts['chunk_samples']} "
-                  f"generated + {counts['chunk_samples']} document chunks; {counts['rejected']} candidates "
-                  f"rejected) in {counts['wall_seconds']:.0f}s"
+    given = counts["chunk_samples"] + counts["seed_samples"]
+    console.print(f"generate: {counts['samples']} samples ({counts['samples'] - given} generated, "
+                  f"{counts['chunk_samples']} document chunks, {counts['seed_samples']} seed Q&A; "
+                  f"{counts['rejected']} candidates rejected) in {counts['wall_seconds']:.0f}s"
                   + (f", teacher busy {util:.0%} of the time" if util is not None else ""), highlight=False)
