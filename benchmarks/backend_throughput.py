@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from alignlab.llm.cache import CachedBackend, RequestCache
+from alignlab.llm.config import BackendSettings
 from alignlab.llm.local import LocalBackend
 from alignlab.llm.types import GenerationParams, Request
 
@@ -57,12 +58,14 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--conversion", action="store_true", help="also time a fresh GGUF conversion")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     args = parser.parse_args()
 
     if args.conversion:
         print(f"GGUF -> safetensors conversion: {conversion_seconds():.1f} s (once per machine)")
     started = time.perf_counter()
-    backend = LocalBackend.from_spec("embedded:smollm2-135m", max_batch_size=args.prompts)
+    backend = LocalBackend.from_spec("embedded:smollm2-135m",
+                                     BackendSettings(max_batch_size=args.prompts, precision=args.precision))
     print(f"load from the safetensors copy: {time.perf_counter() - started:.2f} s")
 
     batch = requests(args.prompts, args.tokens)

@@ -42,6 +42,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_backend(tiny_model_dir):
+    from alignlab.llm.config import BackendSettings
     from alignlab.llm.local import LocalBackend
 
-    return LocalBackend.from_spec(str(tiny_model_dir), max_batch_size=8)
+    return LocalBackend.from_spec(str(tiny_model_dir), BackendSettings(max_batch_size=8))

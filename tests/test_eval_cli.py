@@ -32,7 +32,8 @@ def workspace(tmp_path, tiny_model_dir):
     skill.mkdir(parents=True)
     (skill / "qna.yaml").write_text(
         "version: 2\ntask_description: haiku\ncreated_by: me\nseed_examples:\n"
-        + "".join(f"  - question: Write a haiku about {t}.\n    answer: A haiku.\n" for t in ("rain", "snow", "tea", "ink", "moss")))
+        + "".join(f"  - question: Write a haiku about {t}.\n    answer: A haiku.\n"
+                  for t in ("rain", "snow", "tea", "ink", "moss")))
     (tmp_path / "general.jsonl").write_text(
         json.dumps({"id": "g1", "question": "What is 2 plus 2?", "choices": ["4", "5"], "answer": 0}) + "\n")
     (tmp_path / "alignlab.yaml").write_text(

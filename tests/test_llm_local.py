@@ -80,3 +80,16 @@ def test_context_too_long_fails_that_request_only(tiny_backend):
     out = tiny_backend.generate([chat(long, max_tokens=4), chat("short", max_tokens=4)])
     assert "context length" in out[0].error
     assert out[1].ok and out[1].choices[0].completion_tokens > 0
+
+
+def test_bf16_autocast_answers_and_is_cached_apart(tiny_model_dir):
+    from alignlab.llm.config import BackendSettings
+    from alignlab.llm.local import LocalBackend
+
+    fp32 = LocalBackend.from_spec(str(tiny_model_dir))
+    bf16 = LocalBackend.from_spec(str(tiny_model_dir), BackendSettings(precision="bf16"))
+    assert bf16.model_id != fp32.model_id  # a cache never hands one's answers to the other
+    [a] = bf16.generate([chat("hello there", max_tokens=8)])
+    assert a.ok and a.choices[0].completion_tokens > 0
+    [s32], [s16] = fp32.loglikelihood([ScoreRequest("a b c", " d")]), bf16.loglikelihood([ScoreRequest("a b c", " d")])
+    assert abs(s32.logprob - s16.logprob) < 0.5  # the same model, computed at lower precision

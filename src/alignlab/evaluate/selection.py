@@ -26,9 +26,7 @@ from alignlab.llm.types import Backend
 def _checkpoint_backend(cfg: Config, checkpoint: Path, cache) -> Backend:
     from alignlab.llm.local import LocalBackend
 
-    local = LocalBackend.from_spec(str(Path(checkpoint).resolve()),
-                                   max_batch_size=cfg.backend.max_batch_size,
-                                   max_batch_tokens=cfg.backend.max_batch_tokens)
+    local = LocalBackend.from_spec(str(Path(checkpoint).resolve()), cfg.backend)
     return CachedBackend(local, cache)
 
 

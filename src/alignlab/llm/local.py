@@ -38,12 +38,14 @@ class _Row:
 
 class LocalBackend:
     def __init__(self, model: Any, tokenizer: Any, model_id: str, *,
-                 max_batch_size: int = 16, max_batch_tokens: int = 16384):
+                 max_batch_size: int = 16, max_batch_tokens: int = 16384, precision: str = "fp32"):
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.model_id = model_id
+        # Answers depend on the precision, so the cache must tell them apart.
+        self.model_id = model_id if precision == "fp32" else f"{model_id}|{precision}"
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
+        self.autocast = precision == "bf16"
         self.stats = BackendStats()
         if tokenizer.pad_token_id is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -51,11 +53,19 @@ class LocalBackend:
         self.context_limit = getattr(model.config, "max_position_embeddings", None) or 1 << 30
 
     @classmethod
-    def from_spec(cls, spec: Any, **kwargs: Any) -> LocalBackend:
+    def from_spec(cls, spec: Any, settings: Any = None) -> LocalBackend:
+        """Load the model a spec names, batching as `settings` (BackendSettings) says."""
+        from alignlab.llm.config import BackendSettings
         from alignlab.llm.hf import as_spec, load_causal_lm, load_tokenizer, model_id
 
+        s = settings or BackendSettings()
         spec = as_spec(spec)
-        return cls(load_causal_lm(spec), load_tokenizer(spec), model_id(spec), **kwargs)
+        return cls(load_causal_lm(spec), load_tokenizer(spec), model_id(spec), max_batch_size=s.max_batch_size,
+                   max_batch_tokens=s.max_batch_tokens, precision=s.precision)
+
+    def _forward(self, **inputs: Any) -> Any:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+            return self.model(**inputs)
 
     # ------------------------------------------------------------ encoding
 
@@ -149,8 +159,8 @@ class LocalBackend:
             while active:
                 # Only the last position's logits are needed: computing the vocabulary projection
                 # for the whole prompt would cost a fifth of the prefill and gigabytes of memory.
-                out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                                 past_key_values=cache, use_cache=True, logits_to_keep=1)
+                out = self._forward(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                    past_key_values=cache, use_cache=True, logits_to_keep=1)
                 cache = out.past_key_values
                 logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
                 chosen = _choose_tokens(logprobs, active)
@@ -256,8 +266,8 @@ class LocalBackend:
         keep = max(len(encoded[i][1]) for i in batch) + 1
         self.stats.calls += 1
         with self.stats.timer():
-            logits = self.model(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                logits_to_keep=keep).logits
+            logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                   logits_to_keep=keep).logits
         for k, i in enumerate(batch):
             ctx, cont = encoded[i]
             # Logits at position t predict token t+1; the kept window ends at the last token.

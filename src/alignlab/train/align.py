@@ -124,7 +124,7 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
     settings = LoopSettings(epochs=a.epochs, micro_batches_per_step=a.micro_batches_per_step, lr=a.lr,
                             warmup=a.warmup, max_grad_norm=a.max_grad_norm, save_every=a.save_every,
                             keep_checkpoints=a.keep_checkpoints, seed=a.seed, fingerprint=run.fingerprint,
-                            tensorboard=cfg.train.tensorboard)
+                            tensorboard=cfg.train.tensorboard, precision=a.precision)
     result = train_loop(lambda resume: load_trainable_model(start, a.method, a.lora, resume), tokenizer,
                         batches, loss_fn, settings, out, score=score, stop_at_step=stop_at_step,
                         description=f"align ({a.loss.kind}, {a.order})")

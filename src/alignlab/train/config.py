@@ -44,6 +44,9 @@ class Hyperparameters(Section):
 
     method: Literal["full", "lora"] = Field("full", description="full fine-tune, or LoRA adapters (merged on save)")
     lora: LoraSettings = LoraSettings()
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: matmuls in bfloat16 under autocast (weights and optimizer stay fp32); "
+                            "about twice as fast on CPUs with AVX512-BF16 or AMX")
     max_seq_len: int = Field(1024, ge=8, description="longer samples are skipped and reported")
     batch_tokens: int = Field(4096, ge=8, description="padded tokens per micro-batch")
     effective_batch: int | None = Field(
@@ -84,6 +87,7 @@ class PhaseConfig(Section):
     epochs: int = Field(1, ge=1, description="passes over the phase's data")
     select_by: str = Field("loss", description="checkpoint metric; 'loss' = held-out loss")
     method: Literal["full", "lora"] | None = Field(None, description="this phase's train.method")
+    precision: Literal["fp32", "bf16"] | None = Field(None, description="this phase's train.precision")
     lora: LoraSettings | None = Field(None, description="this phase's train.lora")
     max_seq_len: int | None = Field(None, ge=8, description="this phase's train.max_seq_len")
     batch_tokens: int | None = Field(None, ge=8, description="this phase's train.batch_tokens")
@@ -177,6 +181,7 @@ class AlignConfig(Section):
     max_length: int = Field(512, ge=16, description="prompt + answer tokens; longer pairs are cut")
     method: Literal["full", "lora"] = Field("full", description="full fine-tune, or LoRA adapters")
     lora: LoraSettings = LoraSettings()
+    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: matmuls in bfloat16 under autocast")
     lr: float = Field(5.0e-6, gt=0, description="peak learning rate")
     warmup: float = Field(0.1, ge=0, lt=1, description="warm-up, as a fraction of the steps")
     max_grad_norm: float = Field(1.0, ge=0, description="0 turns clipping off")

@@ -65,6 +65,7 @@ class LoopSettings:
     seed: int = 0
     fingerprint: str = ""  # checkpoints of a run with another fingerprint are not resumed
     tensorboard: bool = False
+    precision: str = "fp32"  # "bf16": matmuls in bfloat16 under autocast, weights and optimizer in fp32
 
 
 @dataclass
@@ -147,7 +148,7 @@ def train_loop(load_model: ModelLoader, tokenizer: Any, batches: EpochBatches, l
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
 
-    accelerator = Accelerator()
+    accelerator = Accelerator(mixed_precision="bf16" if settings.precision == "bf16" else "no")
     main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     out_dir.mkdir(parents=True, exist_ok=True)
     removed = remove_stale(out_dir, settings.fingerprint) if main else []

@@ -192,7 +192,7 @@ def run_phase(cfg: Config, phase: PhaseConfig, start: str, chain: str,
         epochs=phase.epochs, micro_batches_per_step=hp.micro_batches_per_step, lr=hp.lr,
         warmup=hp.warmup, weight_decay=hp.weight_decay, max_grad_norm=hp.max_grad_norm,
         save_every=hp.save_every, keep_checkpoints=hp.keep_checkpoints, seed=hp.seed,
-        fingerprint=train_fp, tensorboard=tc.tensorboard)
+        fingerprint=train_fp, tensorboard=tc.tensorboard, precision=hp.precision)
     result = train_loop(lambda resume: load_trainable_model(start, hp.method, hp.lora, resume),
                         tokenizer, batches, loss_fn, settings, out, score=metric,
                         stop_at_step=stop_at_step, progress=progress, description=phase.name)
