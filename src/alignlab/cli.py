@@ -343,3 +343,7 @@ def init(folder: Annotated[Path, typer.Argument(help="where to create the worksp
     for path in written:
         console.print(f"  wrote {path}", highlight=False)
     console.print(f"next: cd {folder} && alignlab taxonomy validate && alignlab run", highlight=False)
+
+
+if __name__ == "__main__":
+    main()
