@@ -93,3 +93,14 @@ def test_bf16_autocast_answers_and_is_cached_apart(tiny_model_dir):
     assert a.ok and a.choices[0].completion_tokens > 0
     [s32], [s16] = fp32.loglikelihood([ScoreRequest("a b c", " d")]), bf16.loglikelihood([ScoreRequest("a b c", " d")])
     assert abs(s32.logprob - s16.logprob) < 0.5  # the same model, computed at lower precision
+
+
+def test_identical_prompts_are_prefilled_once(tiny_backend):
+    req = chat("Share one prompt.", n=4, temperature=1.0, max_tokens=6, seed=3)
+    before = tiny_backend.stats.prompt_tokens
+    [shared] = tiny_backend.generate([req])
+    prompt_tokens = shared.prompt_tokens
+    assert tiny_backend.stats.prompt_tokens - before == prompt_tokens  # one prefill for four samples
+    alone = [tiny_backend.generate([chat("Share one prompt.", temperature=1.0, max_tokens=6, seed=3 + i)])[0].text
+             for i in range(4)]
+    assert [c.text for c in shared.choices] == alone

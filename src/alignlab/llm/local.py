@@ -146,38 +146,49 @@ class LocalBackend:
     def _generate_batch(self, rows: list[_Row]) -> None:
         from transformers import DynamicCache
 
+        # Rows with the same prompt (samples of one request, candidates sharing a chunk) are
+        # prefilled once; their key/value cache is then copied to every row that needs it.
+        unique: dict[tuple[int, ...], int] = {}
+        owner = torch.tensor([unique.setdefault(tuple(r.prompt_ids), len(unique)) for r in rows])
+        prompts = [list(p) for p in unique]
         pad = self.tokenizer.pad_token_id
-        width = max(len(r.prompt_ids) for r in rows)
-        input_ids = torch.tensor([[pad] * (width - len(r.prompt_ids)) + r.prompt_ids for r in rows])
-        mask = torch.tensor([[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in rows])
+        width = max(len(p) for p in prompts)
+        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache()
         active = list(rows)
         self.stats.calls += 1
         self.stats.prompt_tokens += int(mask.sum())
         with self.stats.timer():
-            while active:
-                # Only the last position's logits are needed: computing the vocabulary projection
-                # for the whole prompt would cost a fifth of the prefill and gigabytes of memory.
-                out = self._forward(input_ids=input_ids, attention_mask=mask, position_ids=positions,
-                                    past_key_values=cache, use_cache=True, logits_to_keep=1)
-                cache = out.past_key_values
-                logprobs = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)
+            # Only the last position's logits are needed: the vocabulary projection of the whole
+            # prompt would cost a fifth of the prefill and gigabytes of memory.
+            out = self._forward(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                                past_key_values=cache, use_cache=True, logits_to_keep=1)
+            cache, logits = out.past_key_values, out.logits[:, -1, :]
+            if len(prompts) < len(rows):
+                cache.batch_select_indices(owner)
+                logits, mask, positions = logits[owner], mask[owner], positions[owner]
+            while True:
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
                 chosen = _choose_tokens(logprobs, active)
-                next_ids = [self._record(row, token, logprobs[k]) for k, (row, token) in enumerate(zip(active, chosen))]
+                next_ids = [self._record(row, token, logprobs[k])
+                            for k, (row, token) in enumerate(zip(active, chosen))]
                 self.stats.completion_tokens += len(active)
                 still = [k for k, row in enumerate(active) if row.finish is None]
                 if not still:
                     break
-                if len(still) < len(active):
+                if len(still) < len(active):  # finished rows leave the batch
                     index = torch.tensor(still)
                     cache.batch_select_indices(index)
                     mask, positions = mask[index], positions[index]
                     active = [active[k] for k in still]
                     next_ids = [next_ids[k] for k in still]
-                input_ids = torch.tensor(next_ids).unsqueeze(-1)
                 mask = torch.cat([mask, torch.ones(len(active), 1, dtype=mask.dtype)], dim=-1)
                 positions = positions[:, -1:] + 1
+                out = self._forward(input_ids=torch.tensor(next_ids).unsqueeze(-1), attention_mask=mask,
+                                    position_ids=positions, past_key_values=cache, use_cache=True)
+                cache, logits = out.past_key_values, out.logits[:, -1, :]
 
     def _record(self, row: _Row, token: int, logprobs: torch.Tensor) -> int:
         """Append the chosen token to the row and decide whether the row is finished."""
