@@ -318,3 +318,14 @@ def test_forgetting_rows_give_per_leaf_deltas():
     assert rows[("knowledge/c", "mcq_acc")]["before"] is None
     assert rows[("(all)", "mcq_acc")]["delta"] == pytest.approx((0.75 + 1.0) / 2 - 0.375)
     assert forgetting_table(list(rows.values())).row_count == len(rows)
+
+
+def test_selection_share_keeps_checkpoint_selection_off_the_reported_questions():
+    from alignlab.evaluate.stage import split_heldout
+
+    items = [item(f"Question {k}?", ["a", "b"], 0) for k in range(300)]
+    select, report = split_heldout(items, 0.33, lambda i: i.id)
+    assert not {i.id for i in select} & {i.id for i in report} and len(select) + len(report) == 300
+    assert 70 < len(select) < 130  # about a third
+    assert split_heldout(items, 0.33, lambda i: i.id) == (select, report)  # fixed by the ids
+    assert split_heldout(items, 0.0, lambda i: i.id) == (items, items)

@@ -36,3 +36,7 @@ class EvalConfig(Section):
         False, description="headline accuracy divides each option's log-likelihood by its length "
                            "in characters (lm-eval's acc_norm); false uses the summed log-likelihood")
     judged: JudgedSettings = JudgedSettings()
+    selection_share: float = Field(
+        0.33, ge=0, lt=1, description="share of the held-out MCQ and judged prompts used only to select "
+                                       "checkpoints, never in reported results (0: both use all, which "
+                                       "flatters the reported figures)")

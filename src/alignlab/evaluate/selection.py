@@ -16,9 +16,9 @@ from pathlib import Path
 
 from alignlab.config import Config
 from alignlab.errors import ConfigError
-from alignlab.evaluate.judged import answer_prompts, judge_answers, judged_summary, skill_prompts
+from alignlab.evaluate.judged import answer_prompts, judge_answers, judged_summary
 from alignlab.evaluate.mcq import accuracy, score_mcq
-from alignlab.evaluate.stage import backend_for, knowledge_items
+from alignlab.evaluate.stage import backend_for, reported_items, reported_prompts
 from alignlab.llm.cache import CachedBackend
 from alignlab.llm.types import Backend
 
@@ -31,8 +31,9 @@ def _checkpoint_backend(cfg: Config, checkpoint: Path, cache) -> Backend:
 
 
 def knowledge_mcq_metric(cfg: Config) -> Callable[[Path], float]:
-    """Accuracy of a checkpoint on the held-out knowledge MCQ (taxonomy + eval.mcq_files)."""
-    items = knowledge_items(cfg)
+    """Accuracy of a checkpoint on the selection share of the held-out knowledge MCQ (taxonomy +
+    eval.mcq_files): questions no reported result is computed on."""
+    items = reported_items(cfg, part=0)
     if not items:
         raise ConfigError(f"no held-out MCQ to select checkpoints with: add heldout_mcq.jsonl to "
                           f"the knowledge leaves under {cfg.taxonomy_path} or list files in "
@@ -53,8 +54,7 @@ def knowledge_mcq_metric(cfg: Config) -> Callable[[Path], float]:
 
 def skill_judge_metric(cfg: Config) -> Callable[[Path], float]:
     """Mean judged score of a checkpoint's answers to the held-out skill prompts."""
-    prompts = skill_prompts(cfg.taxonomy_path, cfg.eval.judged.max_prompts_per_leaf) \
-        if cfg.taxonomy_path.is_dir() else []
+    prompts = reported_prompts(cfg, part=0)
     if not prompts:
         raise ConfigError(f"no skill leaves with seed examples under {cfg.taxonomy_path} to "
                           f"select checkpoints with")

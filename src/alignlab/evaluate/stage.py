@@ -14,10 +14,10 @@ matches (same model weights, settings, questions, code) is read back instead of 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import alignlab.evaluate
 import alignlab.sdg.judges
@@ -33,12 +33,15 @@ from alignlab.evaluate.teacher_mcq import TEMPLATE as TEACHER_TEMPLATE
 from alignlab.evaluate.teacher_mcq import teacher_mcq
 from alignlab.llm import Backend, RequestCache, open_backend
 from alignlab.llm.specs import parse_spec
+from alignlab.records import stable_id
 from alignlab.sdg.templates import load_template
 from alignlab.stage import start_stage
 from alignlab.store import (
     file_fingerprint, fingerprint, read_json, tree_fingerprint, write_json, write_jsonl,
 )
 from alignlab.tally import Tally
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,38 @@ def knowledge_items(cfg: Config, extra_files: Sequence[str] = ()) -> list[MCQ]:
     for name in [*cfg.eval.mcq_files, *extra_files]:
         items.extend(load_mcq_file(cfg.path(name)))
     return items
+
+
+def split_heldout(rows: Sequence[T], share: float, key: Callable[[T], str]) -> tuple[list[T], list[T]]:
+    """(rows for checkpoint selection, rows for reported results), fixed by each row's key.
+
+    Picking the best checkpoint on the questions a result is then reported on would flatter
+    that result; a share of the held-out rows serves selection alone. With share 0 both use
+    every row."""
+    if share <= 0:
+        return list(rows), list(rows)
+    chosen = [int(stable_id("selection", key(r))[:8], 16) / 0xFFFFFFFF < share for r in rows]
+    return [r for r, c in zip(rows, chosen) if c], [r for r, c in zip(rows, chosen) if not c]
+
+
+def reported_items(cfg: Config, extra_files: Sequence[str] = (), part: int = 1) -> list[MCQ]:
+    """The held-out MCQ results are reported on (`part=0`: those kept for selection)."""
+    return split_heldout(knowledge_items(cfg, extra_files), cfg.eval.selection_share, _item_key)[part]
+
+
+def reported_prompts(cfg: Config, part: int = 1) -> list[dict[str, Any]]:
+    """The judged prompts results are reported on (`part=0`: those kept for selection)."""
+    prompts = skill_prompts(cfg.taxonomy_path, cfg.eval.judged.max_prompts_per_leaf) \
+        if cfg.taxonomy_path.is_dir() else []
+    return split_heldout(prompts, cfg.eval.selection_share, _prompt_key)[part]
+
+
+def _item_key(item: MCQ) -> str:
+    return f"{item.leaf}/{item.id}"
+
+
+def _prompt_key(prompt: dict[str, Any]) -> str:
+    return f"{prompt['leaf']}/{prompt['question']}"
 
 
 def teacher_items(cfg: Config, chunks: Mapping[str, Sequence[str]] | None) -> tuple[list[MCQ], Tally]:
@@ -141,7 +176,7 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
     headline = "acc_norm" if cfg.eval.length_normalise else "acc"
     counts: dict[str, Any] = {}
 
-    items = knowledge_items(cfg, options.mcq_files)
+    items = reported_items(cfg, options.mcq_files)
     extra, tally = teacher_items(cfg, options.heldout_chunks)
     items += extra
     if extra or tally.n_rejected:
@@ -149,8 +184,7 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
         tally.write(run.dir, prefix="teacher_mcq_")
     general = general_mcq(cfg.eval.general_mcq, cfg.base_dir)
     judged = cfg.eval.judged.enabled if options.judged is None else options.judged
-    prompts = skill_prompts(cfg.taxonomy_path, cfg.eval.judged.max_prompts_per_leaf) \
-        if judged and cfg.taxonomy_path.is_dir() else []
+    prompts = reported_prompts(cfg) if judged else []
     if not (items or general or prompts or options.lm_eval_tasks):
         raise ConfigError(f"nothing to evaluate: no heldout_mcq.jsonl or skill leaves under "
                           f"{cfg.taxonomy_path}, no eval.mcq_files, general_mcq disabled and no "
@@ -189,8 +223,7 @@ def compare_models(cfg: Config, spec_a: str, spec_b: str, label_a: str | None = 
                    label_b: str | None = None) -> dict[str, Any]:
     """Win rate of A over B on the held-out skill prompts, judged in both orders."""
     label_a, label_b = label_a or model_label(spec_a), label_b or model_label(spec_b)
-    prompts = skill_prompts(cfg.taxonomy_path, cfg.eval.judged.max_prompts_per_leaf) \
-        if cfg.taxonomy_path.is_dir() else []
+    prompts = reported_prompts(cfg)
     if not prompts:
         raise ConfigError(f"no skill leaves with seed examples under {cfg.taxonomy_path}: "
                           f"nothing to compare the models on")
