@@ -26,10 +26,10 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
 
+# The whole pipeline on examples/ with the embedded model; re-running skips what is done.
 demo: $(STAMP)
-	$(VENV)/bin/alignlab taxonomy validate examples/taxonomy
 	$(VENV)/bin/alignlab taxonomy show examples/taxonomy
-	$(VENV)/bin/alignlab demo-chat -c examples/alignlab.yaml
+	$(VENV)/bin/alignlab run -c examples/alignlab.yaml
 
 clean:
 	rm -rf $(VENV) examples/runs

@@ -4,10 +4,10 @@ finished generate stage, and a scripted fake backend."""
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from alignlab.config import Config
-from alignlab.llm.types import BackendStats, Choice, Request, Response, Score, ScoreRequest
+from fakes import FakeBackend  # noqa: F401  (the curate and mix tests import it from here)
 from alignlab.records import Sample
 from alignlab.store import write_jsonl
 
@@ -41,38 +41,3 @@ def write_stage_output(cfg: Config, stage_name: str, samples: list[Sample]) -> N
 
 def write_generate_output(cfg: Config, samples: list[Sample]) -> None:
     write_stage_output(cfg, "generate", samples)
-
-
-class FakeBackend:
-    """The Backend protocol with scripted answers: `reply(request) -> text` and
-    `score(request) -> (logprob, n_tokens)`; every call is recorded."""
-
-    def __init__(self, reply: Callable[[Request], str] | None = None,
-                 score: Callable[[ScoreRequest], tuple[float, int]] | None = None,
-                 model_id: str = "fake-model"):
-        self.model_id = model_id
-        self.stats = BackendStats()
-        self.reply = reply or (lambda r: "")
-        self.score = score or (lambda r: (-1.0 * len(r.continuation.split()), len(r.continuation.split())))
-        self.generate_calls: list[list[Request]] = []
-        self.score_calls: list[list[ScoreRequest]] = []
-
-    def generate(self, requests, on_done=None):
-        self.generate_calls.append(list(requests))
-        out = []
-        for i, r in enumerate(requests):
-            response = Response(choices=[Choice(self.reply(r))])
-            out.append(response)
-            if on_done:
-                on_done(i, response)
-        return out
-
-    def loglikelihood(self, requests):
-        self.score_calls.append(list(requests))
-        return [Score(*self.score(r)) for r in requests]
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def close(self) -> None:
-        pass

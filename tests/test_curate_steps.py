@@ -188,7 +188,7 @@ def test_style_surprisal_alone_separates_an_unpredictable_answer():
     samples = [sample(f"m{i}", "Tell me about the fern.", MAJORITY[0].format(w="fern")) for i in range(12)]
     samples[5].messages[1]["content"] = MAJORITY[0].format(w="fern").replace("valley", "vallee")
     # Same form for all; the reference model finds one answer far less predictable.
-    backend = FakeBackend(score=lambda r: (-9.0 * 20 if "vallee" in r.continuation else -2.0 * 20, 20))
+    backend = FakeBackend(loglik=lambda r: (-9.0 * 20 if "vallee" in r.continuation else -2.0 * 20, 20))
     verdicts = style(samples, StyleStep(keep_fraction=11 / 12), StepContext(Config(), backends={JUDGE: backend}))
     assert [i for i, v in enumerate(verdicts) if not v.keep] == [5]
     assert verdicts[5].detail["surprisal"] == 9.0

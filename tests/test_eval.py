@@ -5,9 +5,8 @@ construction)."""
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pytest
 
@@ -21,54 +20,8 @@ from alignlab.evaluate.mcq import (
     MCQ, accuracy, general_mcq, load_mcq_file, mcq_summary, score_mcq, taxonomy_mcq,
 )
 from alignlab.evaluate.teacher_mcq import parse_mcq_reply, teacher_mcq
-from alignlab.llm.types import (
-    BackendStats, Choice, GenerationParams, Request, Response, Score, ScoreRequest, TokenLogprob,
-)
-
-
-class FakeBackend:
-    """`reply(request) -> str` answers generate; `label_probs(request) -> {label: p}` (when
-    given) becomes the first generated token's top log-probabilities, as a judge reads them;
-    `loglik(score_request) -> float` scores continuations."""
-
-    def __init__(self, reply: Callable[[Request], str] | None = None,
-                 label_probs: Callable[[Request], dict[str, float]] | None = None,
-                 loglik: Callable[[ScoreRequest], float] | None = None):
-        self.reply = reply or (lambda r: "an answer")
-        self.label_probs = label_probs
-        self.loglik = loglik or (lambda r: -float(len(r.continuation)))
-        self.model_id = "fake"
-        self.stats = BackendStats()
-
-    def generate(self, requests: Sequence[Request], on_done=None) -> list[Response]:
-        out = []
-        for i, request in enumerate(requests):
-            choices = []
-            for sample in request.samples():
-                if self.label_probs is None:
-                    choices.append(Choice(self.reply(sample)))
-                    continue
-                top = sorted(((k, math.log(p)) for k, p in self.label_probs(sample).items() if p > 0),
-                             key=lambda kv: -kv[1])
-                choices.append(Choice(top[0][0], logprobs=[TokenLogprob(top[0][0], top[0][1], top)]))
-            out.append(Response(choices=choices))
-            if on_done:
-                on_done(i, out[-1])
-        return out
-
-    def loglikelihood(self, requests: Sequence[ScoreRequest]) -> list[Score]:
-        return [Score(self.loglik(r), max(1, len(r.continuation) // 4)) for r in requests]
-
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
-
-    def close(self) -> None:
-        pass
-
-
-def user_text(request: Request) -> str:
-    """The last user turn (a template may show a worked example first)."""
-    return next(m["content"] for m in reversed(request.messages) if m["role"] == "user")
+from alignlab.llm.types import GenerationParams, Request, ScoreRequest
+from fakes import FakeBackend, label_choice, user_text
 
 
 def shown_pair(request: Request) -> tuple[str, str]:
@@ -252,7 +205,8 @@ def test_judged_scores_per_leaf_are_expected_scores_of_the_score_tokens(tmp_path
     model = FakeBackend(reply=lambda r: "GOOD" if "haiku" in user_text(r) else "bad")
     answers = answer_prompts(model, prompts, max_tokens=16)
     # The judge puts P=0.5 on "4" and "5" for a good answer (expected 4.5), P=1 on "2" otherwise.
-    judge = FakeBackend(label_probs=lambda r: {"4": 0.5, "5": 0.5} if "Response: GOOD" in user_text(r) else {"2": 1.0})
+    judge = FakeBackend(reply=lambda r: label_choice({"4": 0.5, "5": 0.5} if "Response: GOOD" in user_text(r)
+                                                   else {"2": 1.0}))
     rows = judge_answers(judge, prompts, answers, JudgedSettings())
     summary = judged_summary(rows)
     assert summary["by_leaf"]["compositional_skills/writing/haiku"]["mean_score"] == pytest.approx(4.5)
@@ -266,7 +220,7 @@ PROMPTS = [{"leaf": "skills/a", "question": f"Question {k}?"} for k in range(4)]
 
 
 def test_win_rate_cancels_a_judge_that_always_prefers_the_first_position():
-    judge = FakeBackend(label_probs=lambda r: {"A": 0.9, "B": 0.1})
+    judge = FakeBackend(reply=lambda r: label_choice({"A": 0.9, "B": 0.1}))
     result = pairwise(judge, PROMPTS, ["x"] * 5, ["y"] * 5, tie_band=0.1)
     assert result["overall"]["win_rate"] == pytest.approx(0.5)
     assert (result["overall"]["wins"], result["overall"]["ties"], result["overall"]["losses"]) == (0, 5, 0)
@@ -279,7 +233,7 @@ def test_win_rate_is_symmetric_and_finds_the_better_model_despite_position_bias(
         p = min(0.99, max(0.01, 0.5 + 0.05 * (len(first) - len(second)) + 0.2))
         return {"A": p, "B": 1 - p}
 
-    judge = FakeBackend(label_probs=judge_probs)
+    judge = FakeBackend(reply=lambda r: label_choice(judge_probs(r)))
     a = ["a long and careful answer", "short", "medium answer", "the best answer of all", "same"]
     b = ["short", "a much longer answer here", "medium answr", "tiny", "same"]
     ab, ba = pairwise(judge, PROMPTS, a, b), pairwise(judge, PROMPTS, b, a)

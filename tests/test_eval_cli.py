@@ -38,7 +38,8 @@ def workspace(tmp_path, tiny_model_dir):
         json.dumps({"id": "g1", "question": "What is 2 plus 2?", "choices": ["4", "5"], "answer": 0}) + "\n")
     (tmp_path / "alignlab.yaml").write_text(
         f"name: t\nmodels:\n  teacher: {tiny_model_dir}\n  judge: {tiny_model_dir}\n"
-        "eval:\n  general_mcq: general.jsonl\n  selection_share: 0\n  judged:\n    max_tokens: 6\n    max_prompts_per_leaf: 2\n")
+        "eval:\n  general_mcq: general.jsonl\n  selection_share: 0\n"
+        "  judged:\n    max_tokens: 6\n    max_prompts_per_leaf: 2\n")
     return tmp_path
 
 

@@ -10,59 +10,38 @@ from collections.abc import Callable
 import pytest
 
 from alignlab.errors import AlignlabError
-from alignlab.llm.types import Backend, BackendStats, Choice, Response, TokenLogprob
+from alignlab.llm.types import Backend, Choice, Request, TokenLogprob
 from alignlab.pairs import ai_feedback_pairs, construct_pairs, revision_pairs, verify_pairs
 from alignlab.pairs.answers import ladder_answers, two_samples
 from alignlab.records import Pair, stable_id
 from alignlab.sdg.templates import load_template
+from fakes import FakeBackend, label_choice
 
 JUDGE = re.compile(r"Instruction: (.*?)\n\nResponse A:\n(.*?)\n\nResponse B:\n(.*?)\n\nWhich", re.DOTALL)
 REVISE = re.compile(r"Instruction: (.*?)\n\nAnswer:\n(.*?)\n\nRewrite", re.DOTALL)
 
 
-class ScriptedBackend:
-    """A Backend whose replies come from Python functions:
+def ScriptedBackend(model_id: str, judge: Callable | None = None, revise: Callable | None = None,
+                    answer: Callable | None = None) -> FakeBackend:
+    """A backend whose replies come from Python functions:
     judge(prompt, first, second) -> P("A") or None (a reply with no label at all),
     revise(prompt, answer) -> (text, finish_reason) or None (a failed request),
     answer(prompt, sample_seed) -> text for any other request."""
 
-    def __init__(self, model_id: str, judge: Callable | None = None, revise: Callable | None = None,
-                 answer: Callable | None = None):
-        self.model_id, self.stats = model_id, BackendStats()
-        self.judge, self.revise, self.answer = judge, revise, answer
-        self.requests = []
+    def reply(request: Request) -> str | Choice | None:
+        user = next(m["content"] for m in request.messages if m["role"] == "user")
+        if (m := JUDGE.search(user)) and judge:
+            p_a = judge(*m.groups())
+            if p_a is None:
+                return Choice("The answer", logprobs=[TokenLogprob("The", -0.1, [("The", -0.1)])])
+            p_a = min(max(p_a, 1e-6), 1 - 1e-6)
+            return label_choice({" A": p_a, " B": 1 - p_a})
+        if (m := REVISE.search(user)) and revise:
+            revised = revise(*m.groups())
+            return None if revised is None else Choice(revised[0], finish_reason=revised[1])
+        return answer(user, request.params.seed)
 
-    def generate(self, requests, on_done=None):
-        out = []
-        for request in requests:
-            self.requests.append(request)
-            user = next(m["content"] for m in request.messages if m["role"] == "user")
-            if (m := JUDGE.search(user)) and self.judge:
-                out.append(_label_reply(self.judge(*m.groups())))
-            elif (m := REVISE.search(user)) and self.revise:
-                reply = self.revise(*m.groups())
-                out.append(Response(error="server error") if reply is None
-                           else Response(choices=[Choice(reply[0], finish_reason=reply[1])]))
-            else:
-                out.append(Response(choices=[Choice(self.answer(user, s.params.seed)) for s in request.samples()]))
-        return out
-
-    def loglikelihood(self, requests):
-        raise NotImplementedError
-
-    def count_tokens(self, text):
-        return len(text.split())
-
-    def close(self):
-        pass
-
-
-def _label_reply(p_a: float | None) -> Response:
-    if p_a is None:
-        return Response(choices=[Choice("The answer", logprobs=[TokenLogprob("The", -0.1, [("The", -0.1)])])])
-    p_a = min(max(p_a, 1e-6), 1 - 1e-6)
-    top = sorted([(" A", math.log(p_a)), (" B", math.log(1 - p_a))], key=lambda t: -t[1])
-    return Response(choices=[Choice(top[0][0], logprobs=[TokenLogprob(top[0][0], top[0][1], top)])])
+    return FakeBackend(reply, model_id=model_id)
 
 
 def test_scripted_backend_is_a_backend():

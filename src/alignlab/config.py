@@ -7,7 +7,7 @@ paths against the config file's folder, and saves the resolved config beside eve
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator
 
@@ -22,7 +22,10 @@ from alignlab.sdg.config import GenerateConfig
 from alignlab.pairs.settings import PairsSettings
 from alignlab.store import RunDir
 from alignlab.train.config import AlignConfig, TrainConfig
-from alignlab.yamlpos import YamlSyntaxError, load_yaml
+from alignlab.yamlpos import PositionedYaml, YamlSyntaxError, load_yaml
+
+
+ModelT = TypeVar("ModelT", bound=Section)
 
 
 class Models(Section):
@@ -118,29 +121,35 @@ def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
-    """Load and validate; every problem is reported at once as `file:line:col: message`."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found (create one with `alignlab init`)")
+def load_validated(path: Path, model: type[ModelT], what: str,
+                   overrides: dict[str, Any] | None = None) -> tuple[ModelT, PositionedYaml]:
+    """Read a YAML file and validate it as `model`; every problem at once, as file:line:col.
+    Serves alignlab.yaml and any file a config section names (a mix recipe)."""
     try:
         doc = load_yaml(path)
     except YamlSyntaxError as e:
         raise ConfigError(str(e)) from e
     data = doc.data if doc.data is not None else {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1:1: the config must be a mapping of keys to values")
+        raise ConfigError(f"{path}:1:1: {what} must be a mapping of keys to values")
     problems = [f"{path}:{line}:{col}: duplicate key '{keys[-1]}'" for keys, (line, col) in doc.duplicate_keys]
-    data = _merged(data, overrides or {})
     try:
-        cfg = Config.model_validate(data)
-        cfg._base_dir = path.resolve().parent
-        cfg._source = path.resolve()
+        value = model.model_validate(_merged(data, overrides or {}))
     except ValidationError as e:
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            problems.append(f"{doc.where(loc)}: {'.'.join(map(str, loc))}: {_message(err)}")
-        cfg = None
-    if problems or cfg is None:
-        raise ConfigError("invalid config:\n" + "\n".join(problems))
+        value = None
+        problems += [f"{doc.where(tuple(err['loc']))}: {'.'.join(map(str, err['loc']))}: {_message(err)}"
+                     for err in e.errors()]
+    if problems or value is None:
+        raise ConfigError(f"invalid {what}:\n" + "\n".join(problems))
+    return value, doc
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Config:
+    """Load and validate; every problem is reported at once as `file:line:col: message`."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found (create one with `alignlab init`)")
+    cfg, _ = load_validated(path, Config, "config", overrides)
+    cfg._base_dir = path.resolve().parent
+    cfg._source = path.resolve()
     return cfg

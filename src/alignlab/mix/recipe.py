@@ -12,14 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import ValidationError
-
-from alignlab.config import Config, _message
+from alignlab.config import Config, load_validated
 from alignlab.errors import ConfigError, StoreError
 from alignlab.mix.config import Recipe
 from alignlab.records import Sample
 from alignlab.store import read_samples
-from alignlab.yamlpos import YamlSyntaxError, load_yaml
 
 Where = Callable[[tuple], str]  # key path inside the recipe -> "file:line:col"
 
@@ -41,18 +38,7 @@ class ResolvedRecipe:
 def _recipe_from_file(cfg: Config, path: Path) -> tuple[Recipe, Where]:
     if not path.is_file():
         raise ConfigError(f"{cfg.where(('mix', 'recipe'))}: recipe file {path} not found")
-    try:
-        doc = load_yaml(path)
-    except YamlSyntaxError as e:
-        raise ConfigError(str(e)) from e
-    if not isinstance(doc.data, dict):
-        raise ConfigError(f"{path}:1:1: a recipe is a mapping with `phases` (and optionally `seed`)")
-    try:
-        recipe = Recipe.model_validate(doc.data)
-    except ValidationError as e:
-        raise ConfigError("invalid recipe:\n" + "\n".join(
-            f"{doc.where(tuple(err['loc']))}: {'.'.join(map(str, err['loc']))}: {_message(err)}"
-            for err in e.errors())) from e
+    recipe, doc = load_validated(path, Recipe, "recipe (`phases` and optionally `seed`)")
     return recipe, doc.where
 
 

@@ -57,8 +57,9 @@ def seed_samples(leaf: Leaf) -> list[Sample]:
             for seed in leaf.seed_examples for k, qa in enumerate(seed.questions_and_answers)]
 
 
-def _examples(leaf: Leaf, chunk_index: int, n: int = 2) -> list[dict]:
-    """Seed contexts with their Q&A, rotating with the chunk so prompts vary across chunks."""
+def _examples(leaf: Leaf, chunk_index: int, n: int = 1) -> list[dict]:
+    """Seed contexts with their Q&A, rotating with the chunk so prompts vary across chunks.
+    One is enough to show the form, and every extra one costs its length on every chunk."""
     seeds = leaf.seed_examples
     picked = [seeds[(chunk_index + k) % len(seeds)] for k in range(min(n, len(seeds)))]
     return [{"context": s.context, "qas": [{"question": qa.question, "answer": qa.answer}

@@ -44,7 +44,9 @@ def run(ctx: GenContext, candidates: Sequence[Candidate], leaves: dict[str, Leaf
         return leaves[c.leaf]
 
     def start(c: Candidate) -> int:
-        return c.lineage["seed_index"] + c.lineage["sample_index"]
+        # The samples of one seed share their prompt (only their sampling seeds differ), so the
+        # teacher reads it once for all of them.
+        return c.lineage["seed_index"]
 
     grounded = [c for c in candidates if c.generator == GROUNDED]
     freeform = [c for c in candidates if c.generator == FREEFORM]
