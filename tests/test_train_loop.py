@@ -61,7 +61,7 @@ def losses(path: Path) -> list[float]:
 
 
 def run_loop(student: Path, out: Path, method: str, *, loss_fn=sft_loss, score=None,
-             save_every: int = 2, keep: int = 2, epochs: int = 2):
+             save_every: int = 2, keep: int = 2, epochs: int = 2, precision: str = "fp32"):
     from alignlab.llm.hf import load_tokenizer
 
     tokenizer = load_tokenizer(str(student))
@@ -76,7 +76,7 @@ def run_loop(student: Path, out: Path, method: str, *, loss_fn=sft_loss, score=N
     lora = LoraSettings(r=4, alpha=8, dropout=0.1, target_modules=["q_proj", "v_proj"])
     settings = LoopSettings(epochs=epochs, micro_batches_per_step=2, lr=1e-2 if method == "lora" else 1e-3,
                             warmup=0.2, weight_decay=0.01, save_every=save_every, keep_checkpoints=keep,
-                            seed=5, fingerprint=f"test-{method}")
+                            seed=5, fingerprint=f"test-{method}-{precision}", precision=precision)
     return train_loop(lambda resume: load_trainable_model(str(student), method, lora, resume),
                       tokenizer, batches, loss_fn, settings, out, score=score, progress=False)
 
@@ -117,6 +117,15 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_losses(student, uninterr
         assert b["grad_norm"] == pytest.approx(a["grad_norm"], rel=1e-4)
     # The data position is exact: every step saw the same number of tokens.
     assert [r["tokens"] for r in resumed] == [r["tokens"] for r in reference]
+
+
+def test_one_process_runs_bf16_then_fp32(student, uninterrupted, tmp_path):
+    # `alignlab run` trains in bf16 and may align in fp32 in the same process.
+    assert run_loop(student, tmp_path / "bf16", "full", epochs=1, precision="bf16").finished
+    again = run_loop(student, tmp_path / "fp32", "full")
+    assert again.finished
+    assert losses(tmp_path / "fp32" / "metrics.jsonl") == pytest.approx(
+        losses(uninterrupted["full"] / "metrics.jsonl"), abs=1e-5)  # fp32 again, not bf16 left over
 
 
 def test_full_and_lora_change_the_weights_and_lora_trains_only_adapters(student, uninterrupted):

@@ -133,6 +133,21 @@ def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
+def _accelerator(accelerator_cls: Any, mixed_precision: str) -> Any:
+    """An Accelerator for this run's precision.
+
+    accelerate keeps its state process-wide and refuses a second precision, but one process
+    can run stages with different precisions (`alignlab run`: training in bf16, then
+    alignment in fp32), so the precision part of that state is dropped between runs. The
+    process-group part is kept: it belongs to the launcher, not to the run.
+    """
+    from accelerate.state import AcceleratorState
+
+    if AcceleratorState._shared_state.get("_mixed_precision", mixed_precision) != mixed_precision:
+        AcceleratorState._reset_state(reset_partial_state=False)
+    return accelerator_cls(mixed_precision=mixed_precision)
+
+
 def train_loop(load_model: ModelLoader, tokenizer: Any, batches: EpochBatches, loss_fn: LossFn,
                settings: LoopSettings, out_dir: Path, *, score: CheckpointMetric | None = None,
                stop_at_step: int | None = None, progress: bool = True,
@@ -148,7 +163,7 @@ def train_loop(load_model: ModelLoader, tokenizer: Any, batches: EpochBatches, l
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
 
-    accelerator = Accelerator(mixed_precision="bf16" if settings.precision == "bf16" else "no")
+    accelerator = _accelerator(Accelerator, "bf16" if settings.precision == "bf16" else "no")
     main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     out_dir.mkdir(parents=True, exist_ok=True)
     removed = remove_stale(out_dir, settings.fingerprint) if main else []
