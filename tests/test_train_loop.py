@@ -119,6 +119,20 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_losses(student, uninterr
     assert [r["tokens"] for r in resumed] == [r["tokens"] for r in reference]
 
 
+def test_a_finished_run_drops_its_training_state_and_stays_finished(student, uninterrupted, tmp_path):
+    import shutil
+
+    kept = complete_checkpoints(uninterrupted["full"])
+    assert kept and all((c / "model.safetensors").exists() for c in kept)
+    assert not any((c / "training_state").exists() for c in kept)  # 2x the weights under AdamW
+    # Run again on the finished directory: nothing is trained, nothing needs the dropped state.
+    again = tmp_path / "again"
+    shutil.copytree(uninterrupted["full"], again)
+    result = run_loop(student, again, "full")
+    assert result.finished and result.resumed_from == kept[-1].name
+    assert losses(again / "metrics.jsonl") == losses(uninterrupted["full"] / "metrics.jsonl")
+
+
 def test_one_process_runs_bf16_then_fp32(student, uninterrupted, tmp_path):
     # `alignlab run` trains in bf16 and may align in fp32 in the same process.
     assert run_loop(student, tmp_path / "bf16", "full", epochs=1, precision="bf16").finished

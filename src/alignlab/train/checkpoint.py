@@ -5,7 +5,8 @@ tokenizer; for LoRA the merged model, so any later stage loads it as a plain mod
 adapter beside it in `adapter/`), plus the training state: `training_state/` (optimizer,
 scheduler and every process's RNG states, through `accelerate`'s save_state, so the same code
 serves DDP, FSDP and DeepSpeed) and `trainer_state.json` (data position, global step, metrics
-so far, and the fingerprint of the run it belongs to). It is built in `.checkpoint-<step>.tmp/`,
+so far, and the fingerprint of the run it belongs to); the training state is deleted once the
+run has finished, since only an unfinished run is resumed. It is built in `.checkpoint-<step>.tmp/`,
 a `.complete` marker is written last, and the folder is renamed into place: a folder without
 the marker is never resumed from or selected.
 
@@ -146,6 +147,20 @@ def save_checkpoint(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path,
         os.replace(tmp, final)
     accelerator.wait_for_everyone()
     return final
+
+
+def release_training_states(out_dir: Path) -> int:
+    """Delete the optimizer, scheduler and RNG states of a finished run's checkpoints and
+    return the bytes freed. A finished run is only selected from, never resumed (`train_loop`
+    reads a finished checkpoint's position without its state), and under AdamW the state is
+    twice the size of the weights: 1 GB per checkpoint of the embedded model."""
+    freed = 0
+    for path in complete_checkpoints(out_dir):
+        state_dir = path / "training_state"
+        if state_dir.is_dir():
+            freed += sum(f.stat().st_size for f in state_dir.rglob("*") if f.is_file())
+            shutil.rmtree(state_dir, ignore_errors=True)
+    return freed
 
 
 def load_training_state(accelerator: Any, path: Path) -> dict[str, Any]:

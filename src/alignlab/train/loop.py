@@ -44,7 +44,8 @@ from alignlab.progress import progress_bar
 from alignlab.store import read_json, write_json, write_jsonl
 from alignlab.train.checkpoint import (
     CheckpointMetric, is_lower_better, keep_weights_out_of_state, latest_checkpoint,
-    load_training_state, prune_checkpoints, remove_stale, save_checkpoint, step_of,
+    load_training_state, prune_checkpoints, release_training_states, remove_stale,
+    save_checkpoint, step_of, trainer_state,
 )
 
 LossFn = Callable[[Any, dict[str, Any]], tuple[Any, dict[str, float]]]
@@ -184,7 +185,9 @@ def train_loop(load_model: ModelLoader, tokenizer: Any, batches: EpochBatches, l
 
     epoch, batch_index, step, history = 0, 0, 0, []
     if resume:
-        state = load_training_state(accelerator, resume)
+        state = trainer_state(resume)
+        if not state.get("finished"):  # a finished run has nothing left to continue
+            load_training_state(accelerator, resume)
         epoch, batch_index, step, history = (state["epoch"], state["batch_index"], state["step"],
                                              state["metrics"])
     scores_path = out_dir / "scores.json"
@@ -273,6 +276,8 @@ def train_loop(load_model: ModelLoader, tokenizer: Any, batches: EpochBatches, l
                 continue
             break
     result.finished = step >= total
+    if result.finished and main:
+        release_training_states(out_dir)
     log.close()
     accelerator.wait_for_everyone()
     accelerator.free_memory()
