@@ -14,7 +14,6 @@ they are reused) — and measures for every variant and for the SFT model itself
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -28,6 +27,7 @@ from alignlab.train.align import align_stage
 from alignlab.train.config import PreferenceLossConfig
 from alignlab.train.phases import trained_model
 from alignlab.train.preference import reward_accuracy
+from twin import link_copy  # benchmarks/twin.py, beside this script
 
 quiet = Console(file=open("/dev/null", "w"))
 VARIANTS = {"dpo-easy_to_hard": ("dpo", "easy_to_hard"), "dpo-mixed": ("dpo", "mixed"),
@@ -42,8 +42,9 @@ def twin(config: Path, name: str, kind: str, order: str, source_run: Path):
     target.mkdir(parents=True, exist_ok=True)
     for part in ("generate", "curate", "mix", "train", "pairs", "requests.sqlite"):
         if not (target / part).exists():
-            (shutil.copytree if (source_run / part).is_dir() else shutil.copy2)(source_run / part, target / part)
+            link_copy(source_run / part, target / part)
     return cfg
+
 
 
 def main() -> None:

@@ -14,7 +14,6 @@ and without replay.
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 from rich.console import Console
@@ -22,6 +21,7 @@ from rich.console import Console
 from alignlab.config import load_config
 from alignlab.mix.recipe import load_recipe
 from alignlab.pipeline import run_pipeline
+from twin import link_copy  # benchmarks/twin.py, beside this script
 
 quiet = Console(file=open("/dev/null", "w"))
 
@@ -29,6 +29,7 @@ quiet = Console(file=open("/dev/null", "w"))
 def knowledge_accuracy(eval_summary: dict, label: str) -> dict[str, float]:
     mcq = eval_summary["results"][label].get("mcq") or {}
     return {leaf: stats["acc"] for leaf, stats in mcq.get("by_leaf", {}).items()}
+
 
 
 def main() -> None:
@@ -50,7 +51,7 @@ def main() -> None:
     for part in ("generate", "curate", f"train/{first}", "requests.sqlite"):
         source, target = cfg.run_dir.path / part, twin_dir / part
         if source.exists() and not target.exists():
-            (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
+            link_copy(source, target)
     without_replay = run_pipeline(twin, until="eval", console=quiet)["eval"]
 
     rows = {"base": knowledge_accuracy(with_replay, "base"),
