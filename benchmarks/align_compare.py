@@ -46,7 +46,6 @@ def twin(config: Path, name: str, kind: str, order: str, source_run: Path):
     return cfg
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--config", type=Path, default=Path("examples/alignlab.yaml"))

@@ -31,7 +31,6 @@ def knowledge_accuracy(eval_summary: dict, label: str) -> dict[str, float]:
     return {leaf: stats["acc"] for leaf, stats in mcq.get("by_leaf", {}).items()}
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-c", "--config", type=Path, default=Path("examples/alignlab.yaml"))

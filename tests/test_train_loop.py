@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -120,8 +121,6 @@ def test_resume_after_a_crash_repeats_the_uninterrupted_losses(student, uninterr
 
 
 def test_a_finished_run_drops_its_training_state_and_stays_finished(student, uninterrupted, tmp_path):
-    import shutil
-
     kept = complete_checkpoints(uninterrupted["full"])
     assert kept and all((c / "model.safetensors").exists() for c in kept)
     assert not any((c / "training_state").exists() for c in kept)  # 2x the weights under AdamW

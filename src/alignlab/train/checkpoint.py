@@ -149,18 +149,13 @@ def save_checkpoint(accelerator: Any, model: Any, tokenizer: Any, out_dir: Path,
     return final
 
 
-def release_training_states(out_dir: Path) -> int:
-    """Delete the optimizer, scheduler and RNG states of a finished run's checkpoints and
-    return the bytes freed. A finished run is only selected from, never resumed (`train_loop`
-    reads a finished checkpoint's position without its state), and under AdamW the state is
-    twice the size of the weights: 1 GB per checkpoint of the embedded model."""
-    freed = 0
+def release_training_states(out_dir: Path) -> None:
+    """Delete the optimizer, scheduler and RNG states of a finished run's checkpoints. A
+    finished run is only selected from, never resumed (`train_loop` reads a finished
+    checkpoint's position without its state), and under AdamW the state is twice the size of
+    the weights: 1 GB per checkpoint of the embedded model."""
     for path in complete_checkpoints(out_dir):
-        state_dir = path / "training_state"
-        if state_dir.is_dir():
-            freed += sum(f.stat().st_size for f in state_dir.rglob("*") if f.is_file())
-            shutil.rmtree(state_dir, ignore_errors=True)
-    return freed
+        shutil.rmtree(path / "training_state", ignore_errors=True)
 
 
 def load_training_state(accelerator: Any, path: Path) -> dict[str, Any]:

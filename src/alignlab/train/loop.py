@@ -134,7 +134,7 @@ def _param_groups(model: Any, weight_decay: float) -> list[dict[str, Any]]:
             {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
-def _accelerator(accelerator_cls: Any, mixed_precision: str) -> Any:
+def _accelerator(mixed_precision: str) -> Any:
     """An Accelerator for this run's precision.
 
     accelerate keeps its state process-wide and refuses a second precision, but one process
@@ -142,11 +142,12 @@ def _accelerator(accelerator_cls: Any, mixed_precision: str) -> Any:
     alignment in fp32), so the precision part of that state is dropped between runs. The
     process-group part is kept: it belongs to the launcher, not to the run.
     """
+    from accelerate import Accelerator
     from accelerate.state import AcceleratorState
 
     if AcceleratorState._shared_state.get("_mixed_precision", mixed_precision) != mixed_precision:
         AcceleratorState._reset_state(reset_partial_state=False)
-    return accelerator_cls(mixed_precision=mixed_precision)
+    return Accelerator(mixed_precision=mixed_precision)
 
 
 def train_loop(load_model: ModelLoader, tokenizer: Any, batches: EpochBatches, loss_fn: LossFn,
@@ -160,11 +161,10 @@ def train_loop(load_model: ModelLoader, tokenizer: Any, batches: EpochBatches, l
     crash would (for tests and benchmarks).
     """
     import torch
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import get_cosine_schedule_with_warmup
 
-    accelerator = _accelerator(Accelerator, "bf16" if settings.precision == "bf16" else "no")
+    accelerator = _accelerator("bf16" if settings.precision == "bf16" else "no")
     main, world, rank = accelerator.is_main_process, accelerator.num_processes, accelerator.process_index
     out_dir.mkdir(parents=True, exist_ok=True)
     removed = remove_stale(out_dir, settings.fingerprint) if main else []
