@@ -27,7 +27,12 @@ from pydantic import Field, ValidationError, model_validator
 from alignlab.errors import ConfigError
 from alignlab.llm.config import Section
 
-LossKind = Literal["dpo", "ipo", "hinge", "slic"]
+LossKind = Literal["dpo", "ipo", "hinge", "slic", "simpo", "orpo", "kto"]
+# Losses that read only the policy's own log-probabilities: no reference pass before training.
+REFERENCE_FREE = frozenset({"slic", "simpo", "orpo"})
+# Settings that only some losses read: setting one for another loss is a mistake worth an error.
+ONLY_FOR = {"label_smoothing": {"dpo"}, "delta": {"slic"}, "lam": {"slic"}, "gamma": {"simpo"},
+            "desirable_weight": {"kto"}, "undesirable_weight": {"kto"}}
 CurriculumOrder = Literal["easy_to_hard", "hard_to_easy", "mixed"]
 
 
@@ -152,21 +157,34 @@ class TrainConfig(Hyperparameters):
 
 
 class PreferenceLossConfig(Section):
-    kind: LossKind = Field("dpo", description="dpo | ipo | hinge | slic")
-    beta: float = Field(0.1, gt=0, description="dpo/ipo/hinge: strength of the pull towards the reference")
+    kind: LossKind = Field("dpo", description="dpo | ipo | hinge | slic | simpo | orpo | kto (unpaired)")
+    beta: float = Field(0.1, gt=0, description="dpo/ipo/hinge/kto: strength of the pull towards the reference; "
+                                               "simpo: reward scale (its authors use 2-10); orpo: weight "
+                                               "of the odds-ratio term")
     delta: float = Field(1.0, ge=0, description="slic: the log-probability margin to enforce")
     lam: float = Field(0.1, ge=0, description="slic: weight of the chosen answer's NLL (mean per token)")
     label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="dpo: probability a label is flipped")
+    gamma: float = Field(0.5, ge=0, description="simpo: target reward margin")
+    desirable_weight: float = Field(1.0, gt=0, description="kto: weight of the accepted answers' loss")
+    undesirable_weight: float = Field(1.0, gt=0, description="kto: weight of the rejected answers' loss")
 
     @model_validator(mode="after")
-    def _smoothing_only_for_dpo(self) -> PreferenceLossConfig:
-        if self.label_smoothing and self.kind != "dpo":
-            raise ConfigError(f"label_smoothing applies to the dpo loss only, not to {self.kind!r}")
+    def _settings_of_this_loss(self) -> PreferenceLossConfig:
+        for key, kinds in ONLY_FOR.items():
+            # Compared with the default, not with "was it written", so a dumped config reloads.
+            if getattr(self, key) != type(self).model_fields[key].default and self.kind not in kinds:
+                raise ConfigError(f"{key} applies to the {' / '.join(sorted(kinds))} loss only, "
+                                  f"not to {self.kind!r}")
         return self
 
     @property
     def needs_reference(self) -> bool:
-        return self.kind != "slic"
+        return self.kind not in REFERENCE_FREE
+
+    @property
+    def unpaired(self) -> bool:
+        """KTO trains on single answers marked desirable or not, not on pairs."""
+        return self.kind == "kto"
 
 
 class AlignConfig(Section):

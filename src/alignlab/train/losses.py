@@ -1,10 +1,11 @@
 """Preference losses over per-sequence summed log-probabilities.
 
-Every loss takes tensors of shape [B] — log π(y|x) summed over the answer tokens, for the
-policy and (except SLiC) the frozen reference — and returns `(loss per pair, chosen rewards,
-rejected rewards)`. The rewards are what gets logged: β·log(π/π_ref) for the reference-based
-losses (DPO's implicit reward), the policy log-probability itself for SLiC. Switching
-algorithm is `PreferenceLossConfig.kind`, nothing else.
+Every paired loss takes tensors of shape [B] — log π(y|x) summed over the answer tokens, for the
+policy and (for the reference-based losses) the frozen reference — and returns `(loss per pair,
+chosen rewards, rejected rewards)`. The rewards are what gets logged: β·log(π/π_ref) for the
+reference-based losses (DPO's implicit reward), the policy's own log-probability for the
+reference-free ones (β times its mean per answer token for SimPO and ORPO, as TRL logs them).
+Switching algorithm is `PreferenceLossConfig.kind`, nothing else: `LOSSES` is the one table.
 
     dpo    -(1-ε)·logσ(β·h) - ε·logσ(-β·h)           h = log-ratio(chosen) - log-ratio(rejected)
            (ε = label_smoothing: the conservative DPO of noisy labels; ε = 0 is plain DPO)
@@ -12,17 +13,25 @@ algorithm is `PreferenceLossConfig.kind`, nothing else.
            lengths given, h uses log-ratios per answer token (as TRL and the IPO authors do)
     hinge  max(0, 1 - β·h)                            the reference-normalised hinge of RSO
     slic   max(0, δ - log π(y+|x) + log π(y-|x)) + λ·NLL(y+)    SLiC-HF; no reference model
+    simpo  -logσ(β·(ℓ+ - ℓ-) - γ)                     SimPO; ℓ = mean log-prob per answer token
+    orpo   NLL(y+) - β·logσ(log odds(y+) - log odds(y-))        ORPO; odds = p/(1-p), p = e^ℓ
+    kto    unpaired (see `kto_loss`): 1 - σ(β·(log-ratio - z)) for a desirable answer,
+           1 - σ(β·(z - log-ratio)) for an undesirable one; z = the policy/reference KL estimate
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from alignlab.train.config import LossKind, PreferenceLossConfig
+from alignlab.train.config import REFERENCE_FREE, LossKind, PreferenceLossConfig
 
 Tensor = torch.Tensor
-__all__ = ["LossKind", "PreferenceLossConfig", "dpo_loss", "hinge_loss", "ipo_loss", "preference_loss", "slic_loss"]
+Rewarded = tuple[Tensor, Tensor, Tensor]
+__all__ = ["LOSSES", "LossKind", "PairLogps", "PreferenceLossConfig", "dpo_loss", "hinge_loss", "ipo_loss",
+           "kto_kl", "kto_loss", "orpo_loss", "preference_loss", "simpo_loss", "slic_loss"]
 
 
 def _log_ratios(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
@@ -31,7 +40,7 @@ def _log_ratios(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tens
 
 
 def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
-             beta: float = 0.1, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+             beta: float = 0.1, label_smoothing: float = 0.0) -> Rewarded:
     chosen_ratio, rejected_ratio = _log_ratios(policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     logits = beta * (chosen_ratio - rejected_ratio)
     # With ε > 0 the label is treated as flipped with probability ε (cDPO), so the loss stops
@@ -42,7 +51,7 @@ def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
 
 def ipo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
              beta: float = 0.1, chosen_lengths: Tensor | None = None,
-             rejected_lengths: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+             rejected_lengths: Tensor | None = None) -> Rewarded:
     """With lengths given, the log-ratios are averaged per answer token first (as the IPO
     authors did; a summed log-ratio makes the squared loss grow with answer length)."""
     chosen_ratio, rejected_ratio = _log_ratios(policy_chosen, policy_rejected, ref_chosen, ref_rejected)
@@ -55,14 +64,14 @@ def ipo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
 
 
 def hinge_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
-               beta: float = 0.1) -> tuple[Tensor, Tensor, Tensor]:
+               beta: float = 0.1) -> Rewarded:
     chosen_ratio, rejected_ratio = _log_ratios(policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     losses = torch.relu(1 - beta * (chosen_ratio - rejected_ratio))
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
 
 
 def slic_loss(policy_chosen: Tensor, policy_rejected: Tensor, chosen_nll: Tensor | None = None,
-              delta: float = 1.0, lam: float = 0.1) -> tuple[Tensor, Tensor, Tensor]:
+              delta: float = 1.0, lam: float = 0.1) -> Rewarded:
     """SLiC-HF's calibration loss on the policy's own log-probabilities plus λ times the
     chosen answer's negative log-likelihood (whatever normalisation the caller chose:
     `train.preference` passes the mean per answer token)."""
@@ -74,19 +83,87 @@ def slic_loss(policy_chosen: Tensor, policy_rejected: Tensor, chosen_nll: Tensor
     return losses, policy_chosen.detach(), policy_rejected.detach()
 
 
+def simpo_loss(chosen_mean: Tensor, rejected_mean: Tensor, beta: float = 2.0, gamma: float = 0.5) -> Rewarded:
+    """SimPO on the log-probabilities *per answer token*: the length-normalised likelihood is
+    the reward itself, so no reference model is needed, and γ is the target margin."""
+    losses = -F.logsigmoid(beta * (chosen_mean - rejected_mean) - gamma)
+    return losses, beta * chosen_mean.detach(), beta * rejected_mean.detach()
+
+
+def _log1mexp(x: Tensor) -> Tensor:
+    """log(1 - e^x) for x < 0, without cancellation on either side of -ln 2."""
+    return torch.where(x < -0.6931471805599453, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
+
+
+def orpo_loss(chosen_mean: Tensor, rejected_mean: Tensor, beta: float = 0.1) -> Rewarded:
+    """ORPO: the chosen answer's NLL per token plus β times the odds-ratio term, on
+    log-probabilities per answer token (the odds of a whole long answer would underflow to 0).
+    The NLL covers the answer tokens only, as every other loss here (TRL's covers the prompt too)."""
+    log_odds = (chosen_mean - rejected_mean) - (_log1mexp(chosen_mean) - _log1mexp(rejected_mean))
+    losses = -chosen_mean - beta * F.logsigmoid(log_odds)
+    return losses, beta * chosen_mean.detach(), beta * rejected_mean.detach()
+
+
+def kto_kl(policy_mismatched: Tensor, ref_mismatched: Tensor) -> Tensor:
+    """KTO's reference point z: the batch's KL(π‖π_ref) estimated on mismatched (prompt, other
+    answer) rows, clamped at 0 and detached (it shifts the loss but is not trained)."""
+    return (policy_mismatched - ref_mismatched).mean().detach().clamp(min=0)
+
+
+def kto_loss(policy: Tensor, ref: Tensor, desirable: Tensor, kl: Tensor, beta: float = 0.1,
+             desirable_weight: float = 1.0, undesirable_weight: float = 1.0) -> Rewarded:
+    """KTO (eq. 7 of Ethayarajh et al.) on *unpaired* answers: `desirable` [N] says which answer
+    was accepted. Returns the weighted loss per answer (in input order) and the rewards
+    β·log(π/π_ref) of the desirable and of the undesirable answers."""
+    ratio = policy - ref
+    desirable = desirable.bool()
+    losses = torch.where(desirable, desirable_weight * (1 - torch.sigmoid(beta * (ratio - kl))),
+                         undesirable_weight * (1 - torch.sigmoid(beta * (kl - ratio))))
+    rewards = beta * ratio.detach()
+    return losses, rewards[desirable], rewards[~desirable]
+
+
+@dataclass
+class PairLogps:
+    """What a paired loss may read: summed log-probs [B], answer lengths, the reference's
+    log-probs (None for the reference-free losses) and the chosen answer's NLL per token."""
+
+    chosen: Tensor
+    rejected: Tensor
+    ref_chosen: Tensor | None = None
+    ref_rejected: Tensor | None = None
+    chosen_nll: Tensor | None = None
+    chosen_lengths: Tensor | None = None
+    rejected_lengths: Tensor | None = None
+
+    def means(self) -> tuple[Tensor, Tensor]:
+        if self.chosen_lengths is None or self.rejected_lengths is None:
+            raise ValueError("simpo and orpo need the answer lengths (log-probs per answer token)")
+        return self.chosen / self.chosen_lengths.clamp(min=1), self.rejected / self.rejected_lengths.clamp(min=1)
+
+
+# The one table of paired losses: a new loss is a function above and one line here.
+LOSSES: dict[str, Callable[[PreferenceLossConfig, PairLogps], Rewarded]] = {
+    "dpo": lambda c, x: dpo_loss(x.chosen, x.rejected, x.ref_chosen, x.ref_rejected, c.beta, c.label_smoothing),
+    "ipo": lambda c, x: ipo_loss(x.chosen, x.rejected, x.ref_chosen, x.ref_rejected, c.beta,
+                                 x.chosen_lengths, x.rejected_lengths),
+    "hinge": lambda c, x: hinge_loss(x.chosen, x.rejected, x.ref_chosen, x.ref_rejected, c.beta),
+    "slic": lambda c, x: slic_loss(x.chosen, x.rejected, x.chosen_nll, c.delta, c.lam),
+    "simpo": lambda c, x: simpo_loss(*x.means(), c.beta, c.gamma),
+    "orpo": lambda c, x: orpo_loss(*x.means(), c.beta),
+}
+
+
 def preference_loss(cfg: PreferenceLossConfig, policy_chosen: Tensor, policy_rejected: Tensor,
                     ref_chosen: Tensor | None = None, ref_rejected: Tensor | None = None,
                     chosen_nll: Tensor | None = None, *, chosen_lengths: Tensor | None = None,
-                    rejected_lengths: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """The loss `cfg.kind` names, per pair, with the chosen and rejected rewards."""
-    if cfg.kind == "slic":
-        return slic_loss(policy_chosen, policy_rejected, chosen_nll, cfg.delta, cfg.lam)
-    if ref_chosen is None or ref_rejected is None:
+                    rejected_lengths: Tensor | None = None) -> Rewarded:
+    """The paired loss `cfg.kind` names, per pair, with the chosen and rejected rewards."""
+    if cfg.kind not in LOSSES:
+        raise ValueError(f"{cfg.kind} is not a paired loss: it trains on unpaired answers "
+                         f"(train.unpaired), not on (chosen, rejected) pairs")
+    if cfg.kind not in REFERENCE_FREE and (ref_chosen is None or ref_rejected is None):
         raise ValueError(f"the {cfg.kind} loss needs reference log-probabilities "
                          f"(compute them once with train.preference.precompute_reference_logps)")
-    if cfg.kind == "dpo":
-        return dpo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, cfg.beta, cfg.label_smoothing)
-    if cfg.kind == "ipo":
-        return ipo_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, cfg.beta,
-                        chosen_lengths, rejected_lengths)
-    return hinge_loss(policy_chosen, policy_rejected, ref_chosen, ref_rejected, cfg.beta)
+    return LOSSES[cfg.kind](cfg, PairLogps(policy_chosen, policy_rejected, ref_chosen, ref_rejected,
+                                           chosen_nll, chosen_lengths, rejected_lengths))

@@ -52,7 +52,7 @@ class TokenizedPair:
 
 # ---------------------------------------------------------------- tokenisation
 
-def _answer_ids(tokenizer: Any, prompt: list[Message], answer: list[Message], prompt_text: str,
+def answer_ids(tokenizer: Any, prompt: list[Message], answer: list[Message], prompt_text: str,
                 pair_id: str) -> list[int]:
     full = tokenizer.apply_chat_template(prompt + answer, tokenize=False)
     if not full.startswith(prompt_text):
@@ -61,21 +61,33 @@ def _answer_ids(tokenizer: Any, prompt: list[Message], answer: list[Message], pr
     return tokenizer(full[len(prompt_text):], add_special_tokens=False).input_ids
 
 
-def tokenize_pair(tokenizer: Any, pair: Pair, max_length: int = 1024) -> TokenizedPair:
-    """Render with the chat template; fit prompt + the longer answer into `max_length` by
-    keeping the end of the prompt and the start of the answers (at least half the budget
-    goes to the answers), the same prompt for chosen and rejected."""
-    prompt_text = tokenizer.apply_chat_template(pair.prompt, tokenize=False, add_generation_prompt=True)
+def fit_to_length(prompt_ids: list[int], answers: list[list[int]], max_length: int
+                  ) -> tuple[list[int], list[list[int]]]:
+    """Fit prompt + the longest answer into `max_length` by keeping the end of the prompt and
+    the start of the answers (at least half the budget goes to the answers)."""
+    longest = max(len(a) for a in answers)
+    if len(prompt_ids) + longest <= max_length:
+        return prompt_ids, answers
+    prompt_budget = max_length - min(longest, max_length // 2)
+    prompt_ids = prompt_ids[-prompt_budget:] if prompt_budget > 0 else []
+    answer_budget = max_length - len(prompt_ids)
+    return prompt_ids, [a[:answer_budget] for a in answers]
+
+
+def render_prompt(tokenizer: Any, prompt: list[Message]) -> tuple[str, list[int]]:
+    """The prompt with the generation prompt, as text and as token ids."""
+    prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
     # The rendered template already carries any special tokens the model expects.
-    prompt_ids = tokenizer(prompt_text, add_special_tokens=False).input_ids
-    chosen = _answer_ids(tokenizer, pair.prompt, pair.chosen, prompt_text, pair.id)
-    rejected = _answer_ids(tokenizer, pair.prompt, pair.rejected, prompt_text, pair.id)
-    longest = max(len(chosen), len(rejected))
-    if len(prompt_ids) + longest > max_length:
-        prompt_budget = max_length - min(longest, max_length // 2)
-        prompt_ids = prompt_ids[-prompt_budget:] if prompt_budget > 0 else []
-        answer_budget = max_length - len(prompt_ids)
-        chosen, rejected = chosen[:answer_budget], rejected[:answer_budget]
+    return prompt_text, tokenizer(prompt_text, add_special_tokens=False).input_ids
+
+
+def tokenize_pair(tokenizer: Any, pair: Pair, max_length: int = 1024) -> TokenizedPair:
+    """Render with the chat template; fit into `max_length` (`fit_to_length`), the same prompt
+    for chosen and rejected."""
+    prompt_text, prompt_ids = render_prompt(tokenizer, pair.prompt)
+    chosen = answer_ids(tokenizer, pair.prompt, pair.chosen, prompt_text, pair.id)
+    rejected = answer_ids(tokenizer, pair.prompt, pair.rejected, prompt_text, pair.id)
+    prompt_ids, (chosen, rejected) = fit_to_length(prompt_ids, [chosen, rejected], max_length)
     return TokenizedPair(pair.id, prompt_ids, chosen, rejected, pair.metadata)
 
 
@@ -85,10 +97,8 @@ def tokenize_pairs(tokenizer: Any, pairs: Sequence[Pair], max_length: int = 1024
 
 # ---------------------------------------------------------------- batches
 
-def collate_pairs(pairs: Sequence[TokenizedPair], pad_id: int) -> Batch:
-    """2B right-padded rows (chosen rows, then rejected rows) and, when every pair has them,
-    the stored reference log-probabilities [B]."""
-    rows = [(p.prompt_ids, p.chosen_ids) for p in pairs] + [(p.prompt_ids, p.rejected_ids) for p in pairs]
+def collate_rows(rows: Sequence[tuple[list[int], list[int]]], pad_id: int) -> Batch:
+    """(prompt, answer) rows, right-padded, with labels on the answer tokens only."""
     width = max(len(prompt) + len(answer) for prompt, answer in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
@@ -98,7 +108,14 @@ def collate_pairs(pairs: Sequence[TokenizedPair], pad_id: int) -> Batch:
         input_ids[r, :n] = torch.tensor(prompt + answer)
         attention_mask[r, :n] = 1
         labels[r, len(prompt):n] = torch.tensor(answer)
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def collate_pairs(pairs: Sequence[TokenizedPair], pad_id: int) -> Batch:
+    """2B right-padded rows (chosen rows, then rejected rows) and, when every pair has them,
+    the stored reference log-probabilities [B]."""
+    batch = collate_rows([(p.prompt_ids, p.chosen_ids) for p in pairs]
+                         + [(p.prompt_ids, p.rejected_ids) for p in pairs], pad_id)
     if all("ref_chosen_logp" in p.metadata and "ref_rejected_logp" in p.metadata for p in pairs):
         batch["ref_chosen_logp"] = torch.tensor([float(p.metadata["ref_chosen_logp"]) for p in pairs])
         batch["ref_rejected_logp"] = torch.tensor([float(p.metadata["ref_rejected_logp"]) for p in pairs])
@@ -170,30 +187,38 @@ def _reference_context(model: Any, disable_adapter: bool) -> Any:
 
 
 @torch.no_grad()
-def pair_logps(model: Any, pairs: Sequence[TokenizedPair], *, batch_size: int = 8, pad_id: int,
-               disable_adapter: bool = False, description: str | None = None
-               ) -> tuple[list[float], list[float]]:
-    """Summed answer log-probs of chosen and rejected for every pair, in eval mode (no
-    dropout), batched by length; `description` shows a progress bar."""
-    order = sorted(range(len(pairs)), key=lambda i: -len(pairs[i].prompt_ids) - max(
-        len(pairs[i].chosen_ids), len(pairs[i].rejected_ids)))
-    chosen, rejected = [0.0] * len(pairs), [0.0] * len(pairs)
+def row_logps(model: Any, rows: Sequence[tuple[list[int], list[int]]], *, batch_size: int = 8, pad_id: int,
+              disable_adapter: bool = False, description: str | None = None) -> list[float]:
+    """Summed answer log-probs of (prompt, answer) rows, in eval mode (no dropout), batched by
+    length; `description` shows a progress bar."""
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]) - len(rows[i][1]))
+    out = [0.0] * len(rows)
     was_training = model.training
     model.eval()
     bar = progress_bar(transient=True) if description else nullcontext()
     try:
         with bar, _reference_context(model, disable_adapter):
-            task = bar.add_task(description, total=len(pairs)) if description else None
+            task = bar.add_task(description, total=len(rows)) if description else None
             for start in range(0, len(order), batch_size):
                 index = order[start:start + batch_size]
-                logps, _ = sequence_logps(model, collate_pairs([pairs[i] for i in index], pad_id))
+                logps, _ = sequence_logps(model, collate_rows([rows[i] for i in index], pad_id))
                 for k, i in enumerate(index):
-                    chosen[i], rejected[i] = float(logps[k]), float(logps[len(index) + k])
+                    out[i] = float(logps[k])
                 if task is not None:
                     bar.advance(task, len(index))
     finally:
         model.train(was_training)
-    return chosen, rejected
+    return out
+
+
+def pair_logps(model: Any, pairs: Sequence[TokenizedPair], *, batch_size: int = 8, pad_id: int,
+               disable_adapter: bool = False, description: str | None = None
+               ) -> tuple[list[float], list[float]]:
+    """Summed answer log-probs of chosen and rejected for every pair (`row_logps`)."""
+    rows = [(p.prompt_ids, p.chosen_ids) for p in pairs] + [(p.prompt_ids, p.rejected_ids) for p in pairs]
+    logps = row_logps(model, rows, batch_size=2 * batch_size, pad_id=pad_id, disable_adapter=disable_adapter,
+                      description=description)
+    return logps[:len(pairs)], logps[len(pairs):]
 
 
 def precompute_reference_logps(reference: Any, pairs: Sequence[Pair], tokenizer: Any, *,
@@ -220,8 +245,9 @@ def precompute_reference_logps(reference: Any, pairs: Sequence[Pair], tokenizer:
 def reward_accuracy(model: Any, pairs: Sequence[Pair], tokenizer: Any, cfg: PreferenceLossConfig, *,
                     reference: Any = None, disable_adapter: bool = False, max_length: int = 1024,
                     batch_size: int = 8) -> float:
-    """Fraction of held-out pairs whose implicit reward ranks chosen above rejected:
-    log π/π_ref for the reference-based losses, the policy's log-prob margin for SLiC.
+    """Fraction of held-out pairs whose reward, as the loss `cfg` defines it, ranks chosen above
+    rejected: log π/π_ref for the reference-based losses (and for KTO, whose reward is the
+    same), the policy's log-prob margin (per token for SimPO and ORPO) for the others.
 
     The reference log-probs come from the pairs' metadata when every pair has them (for the
     same `max_length`), else from `reference` (a model) or, with `disable_adapter`, from
@@ -231,7 +257,7 @@ def reward_accuracy(model: Any, pairs: Sequence[Pair], tokenizer: Any, cfg: Pref
     tokenized = tokenize_pairs(tokenizer, pairs, max_length)
     pad_id = tokenizer.pad_token_id
     chosen, rejected = map(torch.tensor, pair_logps(model, tokenized, batch_size=batch_size, pad_id=pad_id))
-    margin = chosen - rejected
+    ref_chosen = ref_rejected = None
     if cfg.needs_reference:
         if all("ref_chosen_logp" in p.metadata and "ref_rejected_logp" in p.metadata
                and p.metadata.get("ref_max_length", max_length) == max_length for p in pairs):
@@ -244,5 +270,10 @@ def reward_accuracy(model: Any, pairs: Sequence[Pair], tokenizer: Any, cfg: Pref
         else:
             raise AlignlabError(f"reward accuracy for {cfg.kind} needs reference log-probs: store them "
                                 f"with precompute_reference_logps, pass `reference`, or use disable_adapter")
-        margin = margin - (ref_chosen - ref_rejected)
-    return float((margin > 0).float().mean())
+    lengths = [torch.tensor([len(getattr(t, side)) for t in tokenized]) for side in ("chosen_ids", "rejected_ids")]
+    # KTO's reward is DPO's implicit reward β·log(π/π_ref); the other losses define their own.
+    paired = cfg.model_copy(update={"kind": "dpo"}) if cfg.unpaired else cfg
+    _, chosen_rewards, rejected_rewards = preference_loss(
+        paired, chosen, rejected, ref_chosen, ref_rejected, -chosen / lengths[0].clamp(min=1),
+        chosen_lengths=lengths[0], rejected_lengths=lengths[1])
+    return float((chosen_rewards > rejected_rewards).float().mean())
