@@ -7,7 +7,8 @@ import json
 from rich.console import Console
 
 from alignlab.config import load_config
-from alignlab.store import read_json, read_jsonl, read_pairs
+from alignlab.records import Reject
+from alignlab.store import read_json, read_jsonl, read_pairs, read_samples, write_jsonl
 from alignlab.train.align import align_stage
 from alignlab.pairs.stage import choose_prompts, pairs_stage
 from test_curate_fixtures import sample, write_stage_output
@@ -74,3 +75,19 @@ def test_slic_needs_no_reference(tmp_path, tiny_model_dir):
     pairs_stage(cfg, console=QUIET)
     align_stage(cfg, console=QUIET)
     assert not (cfg.run_dir.path / "align" / "pairs_with_reference.jsonl").exists()
+
+
+def test_kto_trains_on_the_judged_samples(tmp_path, tiny_model_dir):
+    cfg = workspace(tmp_path, tiny_model_dir, loss={"kind": "kto"})
+    rejected = [sample(f"bad{i}", f"Question number {i}?", f"No idea {i}", leaf="compositional_skills/leaf0")
+                for i in range(4)]
+    write_jsonl(cfg.run_dir.path / "curate" / "rejects.jsonl",
+                [Reject(s.id, "low_quality", "curate", s.to_dict()) for s in rejected])
+    pairs_stage(cfg, console=QUIET)
+    c = align_stage(cfg, console=QUIET)["counts"]
+    assert (c["desirable"], c["undesirable"], c["unpaired_from"]) == (12, 4, "judged")
+    stored = read_samples(cfg.run_dir.path / "align" / "unpaired_with_reference.jsonl")
+    assert len(stored) == 16 and all("ref_kl_logp" in s.metadata for s in stored)
+    metrics = list(read_jsonl(cfg.run_dir.path / "align" / "metrics.jsonl"))
+    assert metrics and {"rewards/chosen", "rewards/rejected", "rewards/margin", "kl"} <= set(metrics[0])
+    assert c["heldout_reward_accuracy_before"] == 0.0  # KTO's reward is DPO's: 0 margin at the start

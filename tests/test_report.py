@@ -171,14 +171,16 @@ def _pairs(run: RunDir) -> None:
     _finish(run, "pairs", counts, 6)
 
 
-def _align(run: RunDir) -> None:
+def _align(run: RunDir, kto: bool = False) -> None:
     stage = run.stage("align")
+    last = {"kl": 0.3} if kto else {"rewards/accuracy": 0.2, "difficulty": 0.5}
     write_jsonl(stage.file("metrics.jsonl"), [
         {"step": s, "loss": 0.69 - 0.02 * s, "rewards/chosen": 0.01 * s, "rewards/rejected": -0.01 * s,
-         "rewards/margin": 0.02 * s, "rewards/accuracy": min(1.0, 0.2 * s), "difficulty": 0.5 + 0.1 * s,
-         "lr": 5e-6} for s in range(1, 6)])
+         "rewards/margin": 0.02 * s, **{k: v * s for k, v in last.items()}, "lr": 5e-6} for s in range(1, 6)])
     write_json(stage.file("scores.json"), {"checkpoint-5": 0.8})
-    _finish(run, "align", {"pairs": 5, "steps": 5, "loss": "dpo", "order": "easy_to_hard", "selected": "checkpoint-5",
+    data = ({"desirable": 12, "undesirable": 4, "unpaired_from": "judged", "loss": "kto", "order": "stratified"} if kto
+            else {"pairs": 5, "loss": "dpo", "order": "easy_to_hard"})
+    _finish(run, "align", {**data, "steps": 5, "selected": "checkpoint-5",
                            "heldout_reward_accuracy": 0.8, "heldout_reward_accuracy_before": 0.4}, 7)
 
 
@@ -364,3 +366,15 @@ def test_missing_run_directory_is_a_clear_error(tmp_path):
 
     with pytest.raises(AlignlabError, match="no such run directory"):
         write_report(tmp_path / "nope")
+
+
+def test_kto_alignment_shows_its_answers_and_reward_curves(tmp_path):
+    run = build_run(tmp_path, until="pairs")
+    _align(RunDir(run), kto=True)
+    write_report(run)
+    page = Page((run / REPORT_NAME).read_text())
+    section = next(k for k, v in page.section_text.items() if "Alignment" in v)
+    assert "12 desirable + 4 undesirable answers (judged)" in page.section_text[section]
+    html = (run / REPORT_NAME).read_text()
+    alignment = html[html.index("Alignment"):]
+    assert 'alt="Alignment loss, rewards' in alignment  # the reward curves are plotted, as for DPO

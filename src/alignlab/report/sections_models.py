@@ -204,19 +204,26 @@ def _alignment(run: RunData) -> list[Any]:
         return [Heading("Alignment"), Text(run.why_missing("align"), "note")]
     c = (manifest or {}).get("counts") or {}
     before, after = c.get("heldout_reward_accuracy_before"), c.get("heldout_reward_accuracy")
+    # KTO trains on single answers marked desirable or not; the paired losses on pairs.
+    data = (text(f"{c['desirable']} desirable + {c.get('undesirable', 0)} undesirable answers "
+                  f"({c.get('unpaired_from')})") if "desirable" in c else num(c.get("pairs")))
     blocks: list[Any] = [Heading("Alignment"), Table(
-        ["loss", "order", "pairs", "steps", "selected", "held-out reward accuracy before", "after", "change"],
-        [[text(c.get("loss")), text(c.get("order")), num(c.get("pairs")), num(c.get("steps")),
-          text(c.get("selected"), "selected"), rate(before), rate(after),
+        ["loss", "order", "trained on", "steps", "selected", "held-out reward accuracy before", "after", "change"],
+        [[text(c.get("loss")), text(c.get("order")), data,
+          num(c.get("steps")), text(c.get("selected"), "selected"), rate(before), rate(after),
           delta(after - before if before is not None and after is not None else None)]],
-        caption="Reward accuracy: the share of held-out pairs whose chosen answer gets the higher implicit reward")]
+        caption="Reward accuracy: the share of held-out pairs whose chosen answer gets the higher reward, "
+                "as the loss defines it (β·log π/π_ref for dpo/ipo/hinge/kto, the policy's own "
+                "log-probability for slic, per token for simpo/orpo)")]
     if manifest is None:
         blocks.append(Text("The align stage has not finished: the curves stop at its last logged step.", "note"))
     if run.align_metrics:
+        last_panel = (("KTO reference point z (KL estimate)", ["kl"]) if "kl" in run.align_metrics[0]
+                      else ("curriculum difficulty", ["difficulty"]))
         blocks.append(plots.curves(
             run.align_metrics,
-            [("loss", ["loss"]), ("implicit rewards", ["rewards/chosen", "rewards/rejected", "rewards/margin"]),
-             ("reward accuracy (training batch)", ["rewards/accuracy"]), ("curriculum difficulty", ["difficulty"])],
+            [("loss", ["loss"]), ("rewards", ["rewards/chosen", "rewards/rejected", "rewards/margin"]),
+             ("reward accuracy (training batch)", ["rewards/accuracy"]), last_panel],
             checkpoints(run.align_scores), c.get("selected"),
             "Alignment loss, rewards, reward accuracy and difficulty"))
     return blocks

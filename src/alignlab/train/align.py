@@ -1,5 +1,6 @@
-"""`alignlab align`: contrastive post-training (DPO, IPO, hinge or SLiC) on the pairs, played as
-a curriculum from easy to hard, with the same training loop as supervised training.
+"""`alignlab align`: contrastive post-training (DPO, IPO, hinge, SLiC, SimPO, ORPO) on the pairs,
+played as a curriculum from easy to hard, or KTO on unpaired accepted/rejected answers, with the
+same training loop as supervised training.
 
     alignlab align -c alignlab.yaml
 
@@ -10,6 +11,8 @@ a curriculum from easy to hard, with the same training loop as supervised traini
 3. Plays the pairs in curriculum order each epoch (`easy_to_hard`, `hard_to_easy`, `mixed`),
    `batch_pairs` pairs per micro-batch, through `train_loop` with the preference `loss_fn`;
    logs chosen/rejected rewards, margins and reward accuracy per step in `metrics.jsonl`.
+   KTO trains on single answers instead (`align.unpaired_from`: the judges' verdicts or the
+   pairs split in two, see train/unpaired.py), desirable and undesirable interleaved per batch.
 4. Scores each checkpoint by reward accuracy on the held-out pairs and keeps the best as
    `align/selected/`; a killed run resumes from its last checkpoint.
 """
@@ -25,8 +28,8 @@ from alignlab.llm.hf import load_causal_lm, load_tokenizer, model_id
 from alignlab.llm.specs import parse_spec
 from alignlab.records import Pair
 from alignlab.stage import finished_stage, start_stage, upstream
-from alignlab.store import read_json, read_pairs, write_json, write_jsonl
-from alignlab.train import curriculum, losses, preference
+from alignlab.store import read_json, read_jsonl, read_pairs, read_samples, write_json, write_jsonl
+from alignlab.train import curriculum, losses, preference, unpaired
 from alignlab.train.checkpoint import (
     MARKER, best_of, complete_checkpoints, copy_model_dir, load_trainable_model,
 )
@@ -77,6 +80,73 @@ def heldout_reward_accuracy(cfg: Config, heldout: list[Pair], tokenizer: Any):
     return score
 
 
+def _with_batch_sizes(batch: dict[str, Any], units: int) -> dict[str, Any]:
+    batch.update(units=units, tokens=int(batch["input_ids"].numel()), real_tokens=int(batch["attention_mask"].sum()))
+    return batch
+
+
+def _paired_training(cfg: Config, train_pairs: list[Pair], tokenizer: Any):
+    """Batches of pairs in curriculum order each epoch, and the paired loss."""
+    a = cfg.align
+    tokenized = tokenize_pairs(tokenizer, train_pairs, a.max_length)
+
+    def batches(epoch: int) -> list[dict[str, Any]]:
+        ordered = curriculum_order(tokenized, a.order, a.seed, epoch)
+        out_batches = []
+        for i in range(0, len(ordered), a.batch_pairs):
+            group = ordered[i:i + a.batch_pairs]
+            batch = _with_batch_sizes(collate_pairs(group, tokenizer.pad_token_id), len(group))
+            batch["difficulty"] = sum(float(p.metadata["difficulty"]) for p in group) / len(group)
+            out_batches.append(batch)
+        return out_batches
+
+    return batches, make_loss_fn(a.loss)
+
+
+def unpaired_answers(cfg: Config, train_pairs: list[Pair]) -> tuple[list[Any], dict[str, Any]]:
+    """KTO's answers from `align.unpaired_from`, with counts saying where they came from."""
+    if cfg.align.unpaired_from == "pairs":
+        answers, ambiguous = unpaired.unpaired_from_pairs(train_pairs)
+        extra = {"ambiguous_answers": ambiguous}
+    else:
+        curate = finished_stage(cfg, "curate").path
+        rejects = curate / "rejects.jsonl"
+        answers = unpaired.unpaired_from_judged(read_samples(curate / "samples.jsonl"),
+                                                read_jsonl(rejects) if rejects.exists() else [])
+        extra = {}
+    desirable = sum(bool(x.metadata["desirable"]) for x in answers)
+    if not answers:
+        raise AlignlabError(f"align: kto found no answers to train on (unpaired_from: "
+                            f"{cfg.align.unpaired_from}); see the curate and pairs stages' counts.json")
+    return answers, {"unpaired_from": cfg.align.unpaired_from, "desirable": desirable,
+                     "undesirable": len(answers) - desirable, **extra}
+
+
+def _unpaired_training(cfg: Config, out: Path, start: str, start_id: str, train_pairs: list[Pair],
+                       tokenizer: Any):
+    """KTO: the answers with the reference's log-probs (computed once, kept in `out/`),
+    batches with both kinds interleaved, and the KTO loss."""
+    a = cfg.align
+    saved = out / "unpaired_with_reference.jsonl"
+    answers, counts = unpaired_answers(cfg, train_pairs)
+    if saved.exists():
+        stored = {x.id: x for x in read_samples(saved)}
+        answers = [stored.get(x.id, x) for x in answers]
+    if unpaired.reference_missing(answers, start_id, a.max_length):
+        unpaired.precompute_unpaired_reference(load_causal_lm(start), answers, tokenizer, reference_id=start_id,
+                                               max_length=a.max_length)
+        write_jsonl(saved, answers)
+    tokenized = unpaired.tokenize_unpaired(tokenizer, answers, a.max_length)
+
+    def batches(epoch: int) -> list[dict[str, Any]]:
+        ordered = unpaired.stratified_order(tokenized, a.seed, epoch)
+        return [_with_batch_sizes(unpaired.collate_unpaired(ordered[i:i + a.batch_pairs], tokenizer.pad_token_id),
+                                  len(ordered[i:i + a.batch_pairs]))
+                for i in range(0, len(ordered), a.batch_pairs)]
+
+    return batches, unpaired.make_kto_loss_fn(a.loss, unpaired.desirable_share(tokenized)), counts
+
+
 def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
                 stop_at_step: int | None = None) -> dict[str, Any]:
     a = cfg.align
@@ -85,41 +155,34 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
     inputs = {"pairs": upstream(cfg, "pairs"), "start": start_id}
     if a.start == "sft":
         inputs["train"] = upstream(cfg, "train")
+    if a.loss.unpaired and a.unpaired_from == "judged":
+        inputs["curate"] = upstream(cfg, "curate")
     run = start_stage(cfg, "align", inputs=inputs, settings=a.model_dump(mode="json"),
-                      code=(curriculum, losses, preference, align_stage))
+                      code=(curriculum, losses, preference, unpaired, align_stage))
     if run.done and not force:
         return run.manifest
     main = process_state().is_main_process
     out = run.dir.path
     train_pairs, heldout = _with_reference(cfg, out, start, start_id)
     tokenizer = load_tokenizer(parse_spec(start, cfg.base_dir))
-    tokenized = tokenize_pairs(tokenizer, train_pairs, a.max_length)
-    pad = tokenizer.pad_token_id
-
-    def batches(epoch: int) -> list[dict[str, Any]]:
-        ordered = curriculum_order(tokenized, a.order, a.seed, epoch)
-        out_batches = []
-        for i in range(0, len(ordered), a.batch_pairs):
-            group = ordered[i:i + a.batch_pairs]
-            batch = collate_pairs(group, pad)
-            batch.update(units=len(group), tokens=int(batch["input_ids"].numel()),
-                         real_tokens=int(batch["attention_mask"].sum()),
-                         difficulty=sum(float(p.metadata["difficulty"]) for p in group) / len(group))
-            out_batches.append(batch)
-        return out_batches
-
-    mean_loss = make_loss_fn(a.loss)
+    if a.loss.unpaired:
+        batches, mean_loss, data_counts = _unpaired_training(cfg, out, start, start_id, train_pairs, tokenizer)
+    else:
+        batches, mean_loss = _paired_training(cfg, train_pairs, tokenizer)
+        data_counts = {"pairs": len(train_pairs)}
 
     def loss_fn(model: Any, batch: dict[str, Any]) -> tuple[Any, dict[str, float]]:
-        # The loop wants sums over the batch's units (pairs); the preference loss gives means.
+        # The loop wants sums over the batch's units (pairs or answers); the losses give means.
         loss, metrics = mean_loss(model, batch)
         n = batch["units"]
         extra = {k: v * n for k, v in metrics.items() if k != "loss"}
-        return loss * n, {**extra, "difficulty": batch["difficulty"] * n}
+        if "difficulty" in batch:
+            extra["difficulty"] = batch["difficulty"] * n
+        return loss * n, extra
 
     score = heldout_reward_accuracy(cfg, heldout, tokenizer)
-    # For DPO, IPO and hinge the starting model is the reference, so its accuracy is 0 (every
-    # margin is exactly 0); for SLiC it is the starting model's own preference.
+    # For DPO, IPO, hinge and KTO the starting model is the reference, so its accuracy is 0
+    # (every margin is exactly 0); for SLiC, SimPO and ORPO it is the starting model's own preference.
     before = score(start) if heldout else None
     settings = LoopSettings(epochs=a.epochs, micro_batches_per_step=a.micro_batches_per_step, lr=a.lr,
                             warmup=a.warmup, max_grad_norm=a.max_grad_norm, save_every=a.save_every,
@@ -127,11 +190,11 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
                             tensorboard=cfg.train.tensorboard, precision=a.precision)
     result = train_loop(lambda resume: load_trainable_model(start, a.method, a.lora, resume), tokenizer,
                         batches, loss_fn, settings, out, score=score, stop_at_step=stop_at_step,
-                        description=f"align ({a.loss.kind}, {a.order})")
+                        description=f"align ({a.loss.kind}, {'stratified' if a.loss.unpaired else a.order})")
     if not result.finished:
         return {"finished": False, "step": result.step}
-    counts: dict[str, Any] = {"pairs": len(train_pairs), "heldout_pairs": len(heldout), "steps": result.step,
-                              "loss": a.loss.kind, "order": a.order}
+    counts: dict[str, Any] = {**data_counts, "heldout_pairs": len(heldout), "steps": result.step,
+                              "loss": a.loss.kind, "order": "stratified" if a.loss.unpaired else a.order}
     manifest = None
     if main:
         scores = read_json(out / "scores.json") if (out / "scores.json").exists() else {}
@@ -159,7 +222,9 @@ def aligned_model(cfg: Config) -> Path:
 def print_summary(console: Any, cfg: Config, manifest: dict[str, Any]) -> None:
     c = manifest["counts"]
     before = c.get("heldout_reward_accuracy_before")
-    console.print(f"align: {c['loss']} on {c['pairs']} pairs ({c['order']}), {c['steps']} steps; held-out "
+    data = (f"{c['desirable']} desirable + {c['undesirable']} undesirable answers ({c['unpaired_from']})"
+            if "desirable" in c else f"{c['pairs']} pairs")
+    console.print(f"align: {c['loss']} on {data} ({c['order']}), {c['steps']} steps; held-out "
                   f"reward accuracy {c['heldout_reward_accuracy']:.2f}"
                   + (f" (before training {before:.2f})" if before is not None else "")
                   + f", selected {c['selected']} -> {manifest['stage']}/selected", highlight=False)

@@ -193,6 +193,9 @@ class AlignConfig(Section):
     start: str = Field("sft", description="model to align: 'sft' (after supervised training) or a spec")
     loss: PreferenceLossConfig = PreferenceLossConfig()
     order: CurriculumOrder = Field("easy_to_hard", description="easy_to_hard | hard_to_easy | mixed")
+    unpaired_from: Literal["judged", "pairs"] = Field(
+        "judged", description="kto's answers: 'judged' = curated samples (desirable) and the judge's "
+                              "low_quality rejects (undesirable); 'pairs' = each pair's two answers")
     epochs: int = Field(2, ge=1, description="passes over the pairs, each in curriculum order")
     batch_pairs: int = Field(4, ge=1, description="pairs per micro-batch (one forward of 2x rows)")
     micro_batches_per_step: int = Field(1, ge=1, description="micro-batches per optimizer step")
