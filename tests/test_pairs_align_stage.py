@@ -10,7 +10,8 @@ from alignlab.config import load_config
 from alignlab.records import Reject
 from alignlab.store import read_json, read_jsonl, read_pairs, read_samples, write_jsonl
 from alignlab.train.align import align_stage
-from alignlab.pairs.stage import choose_prompts, pairs_stage
+from alignlab.errors import AlignlabError
+from alignlab.pairs.stage import choose_prompts, pairs_stage, resolve_ladder
 from test_curate_fixtures import sample, write_stage_output
 
 QUIET = Console(file=open("/dev/null", "w"))
@@ -53,6 +54,11 @@ def test_pairs_then_align_end_to_end(tmp_path, tiny_model_dir):
     assert {p.metadata["prompt_index"] for p in held}.isdisjoint({p.metadata["prompt_index"] for p in train})
     assert all(p.metadata["gap"] == 1 and p.metadata["chosen_rung"] == 0 for p in train)
     assert "0>1" in manifest["agreement"]
+    # every rung graded on the held-out prompts, in ladder order
+    rungs = read_json(out / "rungs.json")
+    assert [r["rung"] for r in rungs] == [0, 1] and rungs == manifest["rungs"]
+    assert all(r["prompts"] == 3 for r in rungs)  # 30 % of 10 prompts held out, each answered
+    assert all(r["scored"] <= r["prompts"] and "quality" in r for r in rungs)
     assert pairs_stage(cfg, console=QUIET)["timings"] == manifest["timings"]  # unchanged: skipped
 
     result = align_stage(cfg, console=QUIET)
@@ -91,3 +97,15 @@ def test_kto_trains_on_the_judged_samples(tmp_path, tiny_model_dir):
     metrics = list(read_jsonl(cfg.run_dir.path / "align" / "metrics.jsonl"))
     assert metrics and {"rewards/chosen", "rewards/rejected", "rewards/margin", "kl"} <= set(metrics[0])
     assert c["heldout_reward_accuracy_before"] == 0.0  # KTO's reward is DPO's: 0 margin at the start
+
+
+def test_a_rung_naming_the_same_model_the_same_way_is_one_rung(tmp_path, tiny_model_dir):
+    import pytest
+
+    cfg = workspace(tmp_path, tiny_model_dir)
+    cfg.pairs.ladder = ["teacher", "student", "student(temperature=1.0)"]  # teacher and student: one model
+    rungs, specs, labels = resolve_ladder(cfg)
+    assert [r.temperature for r in rungs] == [0.0, 1.0] and labels[1] == labels[0] + "(temperature=1)"
+    cfg.pairs.ladder = ["teacher", "student"]
+    with pytest.raises(AlignlabError, match="single model"):
+        resolve_ladder(cfg)

@@ -168,7 +168,9 @@ def _pairs(run: RunDir) -> None:
     counts = {"prompts": 6, "ladder": ["sft", "base"], "pairs": 5, "heldout_pairs": 1, "rejected": 1,
               "by_reason": {"identical_answers": 1}, "by_difficulty": {"0.5": 4, "1.0": 1}}
     write_json(stage.file("counts.json"), counts)
-    _finish(run, "pairs", counts, 6)
+    rungs = [{"rung": 0, "model": "sft", "prompts": 2, "scored": 2, "quality": 3.25, "quality_low": 2.5,
+              "quality_high": 4.0, "degenerate": 0}]
+    _finish(run, "pairs", counts, 6, extra={"rungs": rungs})
 
 
 def _align(run: RunDir, kto: bool = False) -> None:
@@ -288,6 +290,7 @@ def test_full_run_has_every_section_with_content(full_run):
     assert "checkpoint-10" in text["training"] and "✓ selected" in text["training"]
     assert "base → knowledge" in text["evaluation"] and "knowledge → skills" in text["evaluation"]
     assert "0>1" in text["pairs"] and "66.7%" in text["pairs"] and "easy_to_hard" in text["pairs"]
+    assert "3.25" in text["pairs"] and "2.50 to 4.00" in text["pairs"]  # the rung's measured quality
     assert "aligned" in text["final"] and "75.0%" in text["final"]
 
 

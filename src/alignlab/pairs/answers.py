@@ -12,6 +12,7 @@ from dataclasses import replace
 from alignlab.errors import AlignlabError
 from alignlab.llm.types import Backend, GenerationParams, Request
 from alignlab.pairs.construct import PromptLike, as_messages
+from alignlab.pairs.rungs import Rung, rung_prompt
 
 
 def _requests(prompts: Sequence[PromptLike], params: GenerationParams) -> list[Request]:
@@ -23,6 +24,14 @@ def ladder_answers(rungs: Sequence[Backend], prompts: Sequence[PromptLike],
     """Every rung's answer to every prompt, rung by rung (strongest first, as given)."""
     return [[r.text if r.ok else None for r in backend.generate(_requests(prompts, params))]
             for backend in rungs]
+
+
+def rung_answers(backend: Backend, rung: Rung, prompts: Sequence[PromptLike], chunks: Sequence[str | None],
+                 params: GenerationParams = GenerationParams(max_tokens=256)) -> list[str | None]:
+    """One rung's answer to every prompt, the way the rung answers: at its temperature (seeded
+    by `params.seed`), reading each knowledge prompt's chunk when it has `context`."""
+    messages = [rung_prompt(rung, as_messages(p), chunk) for p, chunk in zip(prompts, chunks)]
+    return ladder_answers([backend], messages, replace(params, temperature=rung.temperature))[0]
 
 
 def two_samples(backend: Backend, prompts: Sequence[PromptLike],

@@ -5,19 +5,17 @@ from __future__ import annotations
 from pydantic import Field, field_validator
 
 from alignlab.llm.config import Section
-from alignlab.llm.specs import parse_spec
+from alignlab.pairs.rungs import DEFAULT_LADDER, parse_rung
 
-
-# Besides model specs, a rung may name a model of this run: the teacher, the untrained student,
-# the student after a training phase, or after the last phase.
-RUNG_NAMES = ("teacher", "student", "student:<phase>", "sft")
 
 
 class PairsSettings(Section):
     ladder: list[str] = Field(
-        default_factory=lambda: ["teacher", "sft", "student"], min_length=2,
-        description="strongest to weakest: model specs or teacher | student | student:<phase> | sft "
-                    "(the last phase's selected checkpoint); every rung answers every prompt")
+        default_factory=lambda: list(DEFAULT_LADDER), min_length=2,
+        description="strongest to weakest, each a model (a spec, or teacher | student | student:<phase> | "
+                    "sft = the last phase's selected checkpoint) with optional settings "
+                    "'(context, temperature=T)': context = read a knowledge prompt's source chunk first; "
+                    "every rung answers every prompt")
     max_prompts: int = Field(64, ge=2, description="held-in prompts answered by every rung")
     heldout_fraction: float = Field(0.2, ge=0, lt=1,
                                     description="share of prompts whose pairs are kept out of training")
@@ -33,7 +31,6 @@ class PairsSettings(Section):
     @field_validator("ladder")
     @classmethod
     def _valid_specs(cls, ladder: list[str]) -> list[str]:
-        for spec in ladder:
-            if spec not in ("teacher", "student", "sft") and not spec.startswith("student:"):
-                parse_spec(spec)  # raises ConfigError saying what a spec looks like
+        for rung in ladder:
+            parse_rung(rung)  # raises ConfigError saying what a rung looks like
         return ladder

@@ -3,14 +3,17 @@
     alignlab pairs -c alignlab.yaml
 
 Prompts are drawn from the curated training data (held-in skill and knowledge questions, never
-evaluation sets), spread evenly over the leaves. Every rung of `pairs.ladder` answers every
-prompt (batched, through the request cache, so a killed run resumes); every (stronger, weaker)
-rung pair gives a pair with its gap and difficulty; the judge checks each in both orders and
-drops those it confidently reverses. A share of the prompts is held out: their pairs measure
-reward accuracy after `alignlab align` and are never trained on.
+evaluation sets), spread evenly over the leaves. Every rung of `pairs.ladder` (a model and how
+it answers, see pairs/rungs.py) answers every prompt (batched, through the request cache, so a
+killed run resumes); every (stronger, weaker) rung pair gives a pair with its gap and
+difficulty; the judge checks each in both orders and drops those it confidently reverses. A
+share of the prompts is held out: their pairs measure reward accuracy after `alignlab align`
+and are never trained on, and the judge grades every rung's answers to them, so each rung's
+own quality is measured (`pairs.quality`).
 
 Writes `runs/<name>/pairs/`: `pairs.jsonl`, `heldout_pairs.jsonl`, `rejects.jsonl`,
-`agreement.json` (ladder vs judge per rung pair), `counts.json`, `manifest.json` last.
+`agreement.json` (ladder vs judge per rung pair), `rungs.json` (each rung's measured quality),
+`counts.json`, `manifest.json` last.
 """
 
 from __future__ import annotations
@@ -30,10 +33,12 @@ from alignlab.llm import GenerationParams, open_backend, release_local_backends
 from alignlab.llm.hf import model_id
 from alignlab.llm.specs import parse_spec
 from alignlab.llm.types import Backend
-from alignlab.pairs.answers import ladder_answers, two_samples
+from alignlab.pairs.answers import rung_answers, two_samples
 from alignlab.pairs.construct import construct_pairs
 from alignlab.pairs.feedback import ai_feedback_pairs
+from alignlab.pairs.quality import rung_quality
 from alignlab.pairs.revise import revision_pairs
+from alignlab.pairs.rungs import Rung, parse_rung
 from alignlab.pairs.verify import verify_pairs
 from alignlab.records import Pair, Reject, Sample, stable_id
 from alignlab.stage import finished_stage, start_stage, upstream
@@ -55,8 +60,30 @@ def resolve_rung(cfg: Config, rung: str) -> str:
     return rung
 
 
-def _needs_training(ladder: list[str]) -> bool:
-    return any(r == "sft" or r.startswith("student:") for r in ladder)
+def _needs_training(ladder: list[Rung]) -> bool:
+    return any(r.model == "sft" or r.model.startswith("student:") for r in ladder)
+
+
+def resolve_ladder(cfg: Config) -> tuple[list[Rung], list[str], list[str]]:
+    """The rungs with their model specs and labels (model id + settings); a rung naming the
+    same model with the same settings as a stronger one is the same rung, kept once (e.g.
+    teacher and student when both are the embedded model)."""
+    seen: dict[str, tuple[Rung, str]] = {}
+    for text in cfg.pairs.ladder:
+        rung = parse_rung(text)
+        spec = resolve_rung(cfg, rung.model)
+        seen.setdefault(rung.label(model_id(parse_spec(spec, cfg.base_dir))), (rung, spec))
+    labels = list(seen)
+    rungs, specs = [r for r, _ in seen.values()], [spec for _, spec in seen.values()]
+    if len(rungs) < 2:
+        raise AlignlabError(f"pairs.ladder {cfg.pairs.ladder} names a single model ({labels[0]}); a ladder needs "
+                            f"at least two different rungs, e.g. add 'sft(temperature=1.2)' or 'student'")
+    return rungs, specs, labels
+
+
+def chunk_texts(samples: list[Sample]) -> dict[str, str]:
+    """Document chunks by id: the knowledge-infusion samples carry each chunk's text."""
+    return {str(s.metadata["chunk_id"]): s.response for s in samples if s.unmask and s.metadata.get("chunk_id")}
 
 
 def choose_prompts(samples: list[Sample], n: int, seed: int) -> list[Sample]:
@@ -92,24 +119,25 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
     """Build, verify and split the pairs; `backends` maps resolved specs to ready backends (tests)."""
     console = console or Console()
     s = cfg.pairs
+    rungs, ladder, labels = resolve_ladder(cfg)
     inputs = {"curate": upstream(cfg, "curate")}
-    if _needs_training(s.ladder):
+    if _needs_training(rungs):
         inputs["train"] = upstream(cfg, "train")
-    ladder = [resolve_rung(cfg, r) for r in s.ladder]
-    ids = [model_id(parse_spec(spec, cfg.base_dir)) for spec in ladder]
     run = start_stage(cfg, "pairs", inputs=inputs, code=(alignlab.pairs,),
-                      settings={"pairs": s.model_dump(mode="json"), "ladder": ids, "judge": cfg.judge,
+                      settings={"pairs": s.model_dump(mode="json"), "ladder": labels, "judge": cfg.judge,
                                 "seed": cfg.seed})
     if run.done and not force:
         return run.manifest
-    samples = choose_prompts(read_samples(finished_stage(cfg, "curate").file("samples.jsonl")),
-                             s.max_prompts, cfg.seed)
+    curated = read_samples(finished_stage(cfg, "curate").file("samples.jsonl"))
+    samples = choose_prompts(curated, s.max_prompts, cfg.seed)
     if len(samples) < 2:
         raise AlignlabError(f"pairs: the curated data holds {len(samples)} usable prompt(s); at least 2 "
                             f"are needed (see runs/{cfg.name}/curate/counts.json for what curation removed)")
     prompts = [[m for m in s_.messages if m["role"] != "assistant"] for s_ in samples]
-    meta = [{"leaf": x.metadata.get("leaf"), "leaf_kind": x.metadata.get("leaf_kind"), "source_sample": x.id}
-            for x in samples]
+    meta = [{"leaf": x.metadata.get("leaf"), "leaf_kind": x.metadata.get("leaf_kind"), "source_sample": x.id,
+             **({"chunk_id": x.metadata["chunk_id"]} if x.metadata.get("chunk_id") else {})} for x in samples]
+    by_id = chunk_texts(curated)
+    chunks = [by_id.get(str(m.get("chunk_id"))) for m in meta]
 
     cache = cfg.request_cache()
     opened = dict(backends or {})
@@ -120,11 +148,14 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
         return opened[spec]
 
     params = GenerationParams(max_tokens=s.max_tokens, seed=cfg.seed)
-    with console.status(f"pairs: {len(ladder)} models answer {len(prompts)} prompts"):
-        answers = ladder_answers([backend(spec) for spec in ladder], prompts, params)
-    pairs, rejects = construct_pairs(prompts, answers, ids, prompt_metadata=meta)
-    agreement: dict[str, Any] = {}
+    with console.status(f"pairs: {len(ladder)} rungs answer {len(prompts)} prompts"):
+        answers = [rung_answers(backend(spec), rung, prompts, chunks, params) for rung, spec in zip(rungs, ladder)]
+    heldout = _heldout_prompts(cfg, len(prompts))
     judge = backend(cfg.judge)
+    with console.status(f"pairs: the judge grades every rung on {len(heldout)} held-out prompts"):
+        quality = rung_quality(judge, labels, prompts, answers, sorted(heldout), chunks)
+    pairs, rejects = construct_pairs(prompts, answers, labels, prompt_metadata=meta)
+    agreement: dict[str, Any] = {}
     if s.verify and pairs:
         with console.status(f"pairs: the judge compares {len(pairs)} pairs in both orders"):
             verified = verify_pairs(judge, pairs, s.verify_margin)
@@ -132,27 +163,31 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
         agreement = {f"{k[0]}>{k[1]}": v.to_dict() for k, v in verified.agreement.items()}
     if s.ai_feedback:
         first, second = two_samples(backend(ladder[0]), prompts, replace(params, temperature=0.8))
-        more, dropped = ai_feedback_pairs(judge, prompts, first, second, model=ids[0],
+        more, dropped = ai_feedback_pairs(judge, prompts, first, second, model=labels[0],
                                           threshold=s.ai_feedback_threshold, prompt_metadata=meta)
         pairs, rejects = pairs + more, rejects + dropped
     if s.revise:
-        more, dropped = revision_pairs(backend(ladder[0]), prompts, answers[-1], answer_model=ids[-1],
+        more, dropped = revision_pairs(backend(ladder[0]), prompts, answers[-1], answer_model=labels[-1],
                                        params=params, prompt_metadata=meta)
         pairs, rejects = pairs + more, rejects + dropped
     release_local_backends()
 
-    rng = random.Random(stable_id("heldout", cfg.seed))
-    order = list(range(len(prompts)))
-    rng.shuffle(order)
-    heldout = set(order[:max(1, round(s.heldout_fraction * len(prompts)))] if s.heldout_fraction else [])
     train, held = split_heldout(pairs, heldout)
     write_jsonl(run.dir.file("pairs.jsonl"), train)
     write_jsonl(run.dir.file("heldout_pairs.jsonl"), held)
     write_jsonl(run.dir.file("rejects.jsonl"), rejects)
     write_json(run.dir.file("agreement.json"), agreement)
-    counts = summarise(train, held, rejects, len(prompts), ladder)
+    write_json(run.dir.file("rungs.json"), quality)
+    counts = summarise(train, held, rejects, len(prompts), labels)
     write_json(run.dir.file("counts.json"), counts)
-    return run.finish(counts, extra={"agreement": agreement})
+    return run.finish(counts, extra={"agreement": agreement, "rungs": quality})
+
+
+def _heldout_prompts(cfg: Config, n: int) -> set[int]:
+    rng = random.Random(stable_id("heldout", cfg.seed))
+    order = list(range(n))
+    rng.shuffle(order)
+    return set(order[:max(1, round(cfg.pairs.heldout_fraction * n))] if cfg.pairs.heldout_fraction else [])
 
 
 def summarise(train: list[Pair], held: list[Pair], rejects: list[Reject], prompts: int,
@@ -164,8 +199,26 @@ def summarise(train: list[Pair], held: list[Pair], rejects: list[Reject], prompt
             "by_generator": dict(Counter(p.metadata.get("generator", "ladder") for p in train + held))}
 
 
+def print_rungs(console: Console, rungs: list[dict[str, Any]]) -> None:
+    """Each rung's measured quality on the held-out prompts; a rung scoring above the rung
+    above it is flagged, since the ladder assumed the opposite."""
+    table = Table(title="pairs: each rung's quality on the held-out prompts (judge, 1-5)", title_justify="left")
+    for col in ("rung", "prompts", "quality", "95% interval", "degenerate", "order"):
+        table.add_column(col, justify="left" if col in ("rung", "order") else "right")
+    for row in rungs:
+        low, high = row.get("quality_low"), row.get("quality_high")
+        below = row.get("below_rung_above")
+        table.add_row(f"{row['rung']}: {row['model']}", str(row["prompts"]),
+                      "-" if row["quality"] is None else f"{row['quality']:.2f}",
+                      "-" if low is None else f"{low:.2f} to {high:.2f}", str(row["degenerate"]),
+                      "" if below is None else ("as assumed" if below else "[yellow]above the rung above[/]"))
+    console.print(table)
+
+
 def print_summary(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
     counts, agreement = manifest["counts"], manifest.get("agreement", {})
+    if manifest.get("rungs"):
+        print_rungs(console, manifest["rungs"])
     if agreement:
         table = Table(title="pairs: does the judge agree with the ladder?", title_justify="left")
         for col in ("chosen rung", "rejected rung", "pairs", "agree", "disagree", "dropped", "unreadable",

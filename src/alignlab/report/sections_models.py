@@ -150,6 +150,19 @@ def _difficulty_key(value: str) -> float:
         return float("inf")
 
 
+def _ladder_table(ladder: list[str], measured: list[dict[str, Any]]) -> Table:
+    """The ladder, with each rung's quality as the judge measured it on the held-out prompts."""
+    by_rung = {row.get("rung"): row for row in measured}
+    rows = []
+    for i, model in enumerate(ladder):
+        q = by_rung.get(i, {})
+        low, high = q.get("quality_low"), q.get("quality_high")
+        rows.append([num(i), short_model(model, 80), num(q.get("quality"), 2),
+                     text(None if low is None else f"{low:.2f} to {high:.2f}"), num(q.get("degenerate"))])
+    return Table(["rung", "model", "quality (1-5)", "95% interval", "degenerate answers"], rows,
+                 caption="The ladder, strongest first, each rung graded by the judge on the held-out prompts")
+
+
 def pairs(run: RunData) -> Section:
     title = "Preference pairs and alignment"
     counts = run.pairs_counts
@@ -163,8 +176,7 @@ def pairs(run: RunData) -> Section:
         Table(["prompts", "pairs", "held-out pairs", "rejected", "why"],
               [[num(counts.get("prompts")), num(counts.get("pairs")), num(counts.get("heldout_pairs")),
                 num(counts.get("rejected")), text(", ".join(f"{r} ({n})" for r, n in by_reason.items()))]]),
-        Table(["rung", "model"], [[num(i), short_model(m, 80)] for i, m in enumerate(ladder)],
-              caption="The ladder, strongest first")])
+        _ladder_table(ladder, (run.manifest("pairs") or {}).get("rungs") or [])])
     difficulty = dict(sorted((counts.get("by_difficulty") or {}).items(), key=lambda kv: _difficulty_key(kv[0])))
     if difficulty:
         section.blocks.append(plots.counts_bars(difficulty, "difficulty (higher is harder)",
