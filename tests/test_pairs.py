@@ -137,6 +137,36 @@ def test_verify_keeps_pairs_the_judge_cannot_read():
         verify_pairs(ScriptedBackend("j"), pairs, margin=0.5)
 
 
+def _reading_judge(request) -> float:
+    """A judge's log-likelihood that rises with each answer word the context contains: a
+    stand-in for a model that has read the chunk."""
+    context = " ".join(m["content"] for m in request.context).lower().split()
+    words = request.continuation.lower().split()
+    return -float(len(words)) + 2.0 * sum(w in context for w in words)
+
+
+def test_evidence_drops_pairs_whose_chunk_supports_the_rejected_answer():
+    chunks = {"c0": "The lighthouse of Kelmarra was built in 1852 of basalt.",
+              "c1": "The harbour of Kelmarra holds forty fishing boats."}
+    prompts = ["When was the lighthouse built?", "How many boats does the harbour hold?", "Write a haiku."]
+    answers = [["It was built in 1852 of basalt.", "It holds a few ships.", "Snow on the pine"],
+               ["It was built long ago by people.", "The harbour holds forty fishing boats.", "A haiku is short"]]
+    meta = [{"chunk_id": "c0"}, {"chunk_id": "c1"}, {}]
+    pairs, _ = construct_pairs(prompts, answers, MODELS[:2], prompt_metadata=meta)
+    judge = FakeBackend(lambda r: label_choice({" A": 0.5, " B": 0.5}), loglik=_reading_judge, model_id="j")
+    kept, rejected, agreement = verify_pairs(judge, pairs, margin=0.1, chunks=chunks)
+    assert [(r.reason, r.record["metadata"]["prompt_index"]) for r in rejected] == [("evidence_contradicts", 1)]
+    assert rejected[0].detail["support_margin"] < 0
+    by_prompt = {p.metadata["prompt_index"]: p.metadata for p in kept}
+    assert by_prompt[0]["verified_by"] == "evidence:j" and by_prompt[0]["support_chosen"] > by_prompt[0]["support_rejected"]
+    assert by_prompt[2]["verified_by"] == "j"  # a skill prompt: no chunk, so the judge compares
+    assert len(judge.requests) == 2  # only the skill pair went to the pairwise judge, in both orders
+    a = agreement[(0, 1)]
+    assert (a.pairs, a.by_evidence, a.agree, a.disagree, a.dropped) == (3, 2, 1, 1, 1)
+    # without chunks every pair goes to the judge, which here is unsure: nothing is dropped
+    assert not verify_pairs(judge, pairs, margin=0.1).rejected
+
+
 # ---------------------------------------------------------------- AI feedback
 
 def test_ai_feedback_keeps_only_order_consistent_confident_judgements():

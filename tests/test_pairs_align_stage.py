@@ -109,3 +109,23 @@ def test_a_rung_naming_the_same_model_the_same_way_is_one_rung(tmp_path, tiny_mo
     cfg.pairs.ladder = ["teacher", "student"]
     with pytest.raises(AlignlabError, match="single model"):
         resolve_ladder(cfg)
+
+
+def test_knowledge_pairs_are_verified_by_their_chunk(tmp_path, tiny_model_dir):
+    cfg = workspace(tmp_path, tiny_model_dir)
+    chunk = "The lighthouse of Kelmarra was built in 1852 of grey basalt."
+    rows = [sample(f"k{i}", f"Question {i} about the lighthouse?", f"Answer {i}.", kind="knowledge",
+                   leaf="knowledge/kelmarra", generator="knowledge_qa") for i in range(4)]
+    for row in rows:
+        row.metadata["chunk_id"] = "c0"
+    document = sample("doc", "Share what you know.", chunk, unmask=True, kind="knowledge", generator="knowledge_chunk")
+    document.metadata["chunk_id"] = "c0"
+    write_stage_output(cfg, "curate", rows + [document])
+    cfg.pairs.ladder = [f"{tiny_model_dir}(context)", f"{tiny_model_dir}?layers=1"]
+    manifest = pairs_stage(cfg, console=QUIET)
+    out = cfg.run_dir.path / "pairs"
+    verified = [p.metadata.get("verified_by") for p in read_pairs(out / "pairs.jsonl") + read_pairs(out / "heldout_pairs.jsonl")]
+    dropped = [r for r in read_jsonl(out / "rejects.jsonl") if r["reason"] == "evidence_contradicts"]
+    assert len(verified) + len(dropped) == manifest["agreement"]["0>1"]["by_evidence"] == 4  # every pair
+    assert all(v.startswith("evidence:") for v in verified)
+    assert manifest["counts"]["ladder"][0].endswith("(context)")

@@ -73,14 +73,18 @@ def parse_rung(text: str) -> Rung:
     return Rung(model, temperature, context)
 
 
-def rung_prompt(rung: Rung, prompt: Sequence[Message], chunk: str | None) -> list[Message]:
-    """The messages this rung answers: with `context`, the chunk goes before the last user
-    turn's question (as a grounded skill's context does)."""
+def with_chunk(prompt: Sequence[Message], chunk: str) -> list[Message]:
+    """The prompt with the chunk before the last user turn's question (as a grounded skill's
+    context goes); the rungs that read the chunk and the evidence check both use it."""
     messages = [dict(m) for m in prompt]
-    if rung.context and chunk:
-        last = max(i for i, m in enumerate(messages) if m["role"] == "user")
-        messages[last]["content"] = user_turn(messages[last]["content"], chunk)
+    last = max(i for i, m in enumerate(messages) if m["role"] == "user")
+    messages[last]["content"] = user_turn(messages[last]["content"], chunk)
     return messages
+
+
+def rung_prompt(rung: Rung, prompt: Sequence[Message], chunk: str | None) -> list[Message]:
+    """The messages this rung answers: with `context`, the prompt `with_chunk`."""
+    return with_chunk(prompt, chunk) if rung.context and chunk else [dict(m) for m in prompt]
 
 
 # ---------------------------------------------------------------- is the text fluent?

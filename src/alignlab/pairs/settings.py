@@ -20,7 +20,11 @@ class PairsSettings(Section):
     heldout_fraction: float = Field(0.2, ge=0, lt=1,
                                     description="share of prompts whose pairs are kept out of training")
     max_tokens: int = Field(256, ge=1, description="answer length limit for every rung")
-    verify: bool = Field(True, description="drop pairs the judge confidently reverses")
+    verify: bool = Field(True, description="drop pairs the evidence or the judge confidently reverses")
+    evidence: bool = Field(True, description="knowledge pairs with a known source chunk: verify by which answer "
+                                             "the chunk supports (judge log-likelihoods), not by asking the judge")
+    evidence_margin: float = Field(0.0, ge=0, description="drop when the chunk supports the rejected answer "
+                                                          "more than the chosen by over this many nats per token")
     verify_margin: float = Field(0.1, ge=0, lt=0.5,
                                  description="drop when P(chosen better) < 0.5 - margin")
     ai_feedback: bool = Field(False, description="also build judge-ordered pairs from two samples of rung 0")

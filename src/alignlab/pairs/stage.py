@@ -158,7 +158,8 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
     agreement: dict[str, Any] = {}
     if s.verify and pairs:
         with console.status(f"pairs: the judge compares {len(pairs)} pairs in both orders"):
-            verified = verify_pairs(judge, pairs, s.verify_margin)
+            verified = verify_pairs(judge, pairs, s.verify_margin, chunks=by_id if s.evidence else None,
+                                    evidence_margin=s.evidence_margin)
         pairs, rejects = verified.kept, rejects + verified.rejected
         agreement = {f"{k[0]}>{k[1]}": v.to_dict() for k, v in verified.agreement.items()}
     if s.ai_feedback:
@@ -220,14 +221,16 @@ def print_summary(console: Console, cfg: Config, manifest: dict[str, Any]) -> No
     if manifest.get("rungs"):
         print_rungs(console, manifest["rungs"])
     if agreement:
-        table = Table(title="pairs: does the judge agree with the ladder?", title_justify="left")
-        for col in ("chosen rung", "rejected rung", "pairs", "agree", "disagree", "dropped", "unreadable",
-                    "agreement"):
+        table = Table(title="pairs: does the evidence (knowledge, the chunk's support) or the judge (the rest) "
+                            "agree with the ladder?", title_justify="left")
+        for col in ("chosen rung", "rejected rung", "pairs", "by evidence", "agree", "disagree", "dropped",
+                    "unreadable", "agreement"):
             table.add_column(col, justify="left" if "rung" in col else "right")
         for row in agreement.values():
             rate = row["agreement"]
             table.add_row(f"{row['chosen_rung']}: {row['chosen_model']}", f"{row['rejected_rung']}: "
-                          f"{row['rejected_model']}", str(row["pairs"]), str(row["agree"]), str(row["disagree"]),
+                          f"{row['rejected_model']}", str(row["pairs"]), str(row.get("by_evidence", 0)),
+                          str(row["agree"]), str(row["disagree"]),
                           str(row["dropped"]), str(row["unreadable"]), "-" if rate is None else f"{rate:.0%}")
         console.print(table)
     reasons = ", ".join(f"{r} {n}" for r, n in counts["by_reason"].items()) or "none"

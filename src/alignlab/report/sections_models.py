@@ -183,12 +183,15 @@ def pairs(run: RunData) -> Section:
                                                 "Number of training pairs per difficulty"))
     if agreement := run.pairs_agreement:
         rows = [[text(key), short_model(a.get("chosen_model"), 30), short_model(a.get("rejected_model"), 30),
-                 num(a.get("pairs")), num(a.get("agree")), num(a.get("disagree")), num(a.get("dropped")),
+                 num(a.get("pairs")), num(a.get("by_evidence")), num(a.get("agree")), num(a.get("disagree")),
+                 num(a.get("dropped")),
                  num(a.get("unreadable")), rate(a.get("agreement")), num(a.get("mean_p_chosen"))]
                 for key, a in agreement.items()]
         section.blocks.append(Table(
-            ["rungs", "chosen model", "rejected model", "pairs", "agree", "disagree", "dropped", "unreadable",
-             "agreement", "mean p(chosen)"], rows, caption="Does the judge agree with the ladder? (per rung pair)"))
+            ["rungs", "chosen model", "rejected model", "pairs", "by evidence", "agree", "disagree", "dropped",
+             "unreadable", "agreement", "mean p(chosen)"], rows,
+            caption="Does the evidence agree with the ladder? Per rung pair: knowledge pairs by which answer "
+                    "the source chunk supports, the others by the judge in both orders"))
     section.blocks += _pair_examples(run)
     section.blocks += _alignment(run)
     return section
