@@ -60,6 +60,11 @@ def test_pairs_then_align_end_to_end(tmp_path, tiny_model_dir):
     assert all(r["prompts"] == 3 for r in rungs)  # 30 % of 10 prompts held out, each answered
     assert all(r["scored"] <= r["prompts"] and "quality" in r for r in rungs)
     assert pairs_stage(cfg, console=QUIET)["timings"] == manifest["timings"]  # unchanged: skipped
+    from datasets import load_from_disk
+
+    exported = load_from_disk(str(out / "dataset"))
+    assert exported["train"]["id"] == [p.id for p in train] and exported["test"].num_rows == len(held)
+    assert "license: other" in (out / "parquet" / "README.md").read_text()  # the taxonomy has no LICENSE
 
     result = align_stage(cfg, console=QUIET)
     align_dir = cfg.run_dir.path / "align"
@@ -68,6 +73,9 @@ def test_pairs_then_align_end_to_end(tmp_path, tiny_model_dir):
     metrics = list(read_jsonl(align_dir / "metrics.jsonl"))
     assert metrics and {"rewards/margin", "rewards/accuracy", "rewards/chosen", "difficulty"} <= set(metrics[0])
     assert (align_dir / "selected" / "config.json").is_file()
+    card = (align_dir / "selected" / "README.md").read_text()
+    assert f"started from: `{result['inputs']['start']}`" in card and manifest["fingerprint"] in card
+    assert f"0. `{manifest['counts']['ladder'][0]}`" in card and "loss: `{'kind': 'dpo'" in card
     c = result["counts"]
     assert c["selected"] in read_json(align_dir / "scores.json")
     assert c["heldout_reward_accuracy_before"] == 0.0  # the DPO policy starts as its own reference

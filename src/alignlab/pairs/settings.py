@@ -31,6 +31,8 @@ class PairsSettings(Section):
     ai_feedback_threshold: float = Field(0.75, gt=0.5, le=1.0,
                                          description="both judging orders must prefer one answer this much")
     revise: bool = Field(False, description="also build (revision by rung 0, weakest answer) pairs")
+    license: str | None = Field(None, description="the dataset card's licence (a Hub licence id); default: read "
+                                                  "from the taxonomy's LICENSE file, else 'other'")
 
     @field_validator("ladder")
     @classmethod

@@ -13,7 +13,8 @@ own quality is measured (`pairs.quality`).
 
 Writes `runs/<name>/pairs/`: `pairs.jsonl`, `heldout_pairs.jsonl`, `rejects.jsonl`,
 `agreement.json` (ladder vs judge per rung pair), `rungs.json` (each rung's measured quality),
-`counts.json`, `manifest.json` last.
+`counts.json`; the pairs as a Hugging Face dataset (`dataset/`) and Parquet with a dataset card
+(`parquet/`, see pairs/export.py); `manifest.json` last.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from alignlab.llm.hf import model_id
 from alignlab.llm.specs import parse_spec
 from alignlab.llm.types import Backend
 from alignlab.pairs.answers import rung_answers, two_samples
+from alignlab.pairs.export import export_pairs, taxonomy_license
 from alignlab.pairs.construct import construct_pairs
 from alignlab.pairs.feedback import ai_feedback_pairs
 from alignlab.pairs.quality import rung_quality
@@ -181,7 +183,9 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
     write_json(run.dir.file("rungs.json"), quality)
     counts = summarise(train, held, rejects, len(prompts), labels)
     write_json(run.dir.file("counts.json"), counts)
-    return run.finish(counts, extra={"agreement": agreement, "rungs": quality})
+    exported = export_pairs(run.dir.path, train, held, counts=counts, agreement=agreement, rungs=quality,
+                            license=s.license or taxonomy_license(cfg.taxonomy_path), name=cfg.name)
+    return run.finish(counts, extra={"agreement": agreement, "rungs": quality, "exported": exported})
 
 
 def _heldout_prompts(cfg: Config, n: int) -> set[int]:

@@ -14,7 +14,8 @@ same training loop as supervised training.
    KTO trains on single answers instead (`align.unpaired_from`: the judges' verdicts or the
    pairs split in two, see train/unpaired.py), desirable and undesirable interleaved per batch.
 4. Scores each checkpoint by reward accuracy on the held-out pairs and keeps the best as
-   `align/selected/`; a killed run resumes from its last checkpoint.
+   `align/selected/`, a Hugging Face model directory with a model card listing its lineage
+   (train/model_card.py); a killed run resumes from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.llm.hf import load_causal_lm, load_tokenizer, model_id
 from alignlab.llm.specs import parse_spec
+from alignlab.pairs.export import taxonomy_license
 from alignlab.records import Pair
 from alignlab.stage import finished_stage, start_stage, upstream
 from alignlab.store import read_json, read_jsonl, read_pairs, read_samples, write_json, write_jsonl
@@ -35,6 +37,7 @@ from alignlab.train.checkpoint import (
 )
 from alignlab.train.curriculum import curriculum_order
 from alignlab.train.loop import LoopSettings, process_state, train_loop
+from alignlab.train.model_card import model_card, write_model_card
 from alignlab.train.preference import (
     collate_pairs, make_loss_fn, precompute_reference_logps, reward_accuracy, tokenize_pairs,
 )
@@ -207,6 +210,10 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
         copy_model_dir(out / best, out / "selected")
         counts.update(selected=best, heldout_reward_accuracy=complete[best], scores=complete,
                       heldout_reward_accuracy_before=before, last=result.last)
+        pairs_run = finished_stage(cfg, "pairs")
+        write_model_card(out / "selected", model_card(
+            cfg, start_id=start_id, counts=counts, pairs_manifest=pairs_run.manifest(),
+            license=cfg.pairs.license or taxonomy_license(cfg.taxonomy_path)))
         manifest = run.finish(counts)
     process_state().wait_for_everyone()
     return manifest or run.manifest
