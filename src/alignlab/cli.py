@@ -228,8 +228,9 @@ def train(config: ConfigOpt = Path("alignlab.yaml"),
 @app.command()
 def pairs(config: ConfigOpt = Path("alignlab.yaml"),
           force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
-    """Preference pairs from a ladder of models (`pairs.ladder`, strongest first), checked by the
-    judge in both orders; a share of the prompts is held out for evaluation."""
+    """Preference pairs from a ladder of fluent rungs (`pairs.ladder`, strongest first), each rung's
+    quality measured on held-out prompts; knowledge pairs checked by which answer the source chunk
+    supports, the rest by the judge in both orders; written as JSONL, a datasets dataset and Parquet."""
     from alignlab.config import load_config
     from alignlab.pairs.stage import pairs_stage, print_summary
 
@@ -243,8 +244,9 @@ def pairs(config: ConfigOpt = Path("alignlab.yaml"),
 @app.command()
 def align(config: ConfigOpt = Path("alignlab.yaml"),
           force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
-    """Contrastive post-training (`align.loss.kind`: dpo, ipo, hinge, slic) on the pairs, easy to
-    hard; resumes after a crash; keeps the checkpoint with the best held-out reward accuracy."""
+    """Contrastive post-training (`align.loss.kind`: dpo, ipo, hinge, slic, simpo, orpo on the pairs,
+    easy to hard; kto on unpaired answers); resumes after a crash; keeps the checkpoint with the
+    best held-out reward accuracy, with a model card listing its lineage."""
     from alignlab.config import load_config
     from alignlab.train.align import align_stage, print_summary
 
