@@ -102,6 +102,8 @@ def test_kto_trains_on_the_judged_samples(tmp_path, tiny_model_dir):
     assert (c["desirable"], c["undesirable"], c["unpaired_from"]) == (12, 4, "judged")
     stored = read_samples(cfg.run_dir.path / "align" / "unpaired_with_reference.jsonl")
     assert len(stored) == 16 and all("ref_kl_logp" in s.metadata for s in stored)
+    assert not (cfg.run_dir.path / "align" / "pairs_with_reference.jsonl").exists()  # not trained on
+    assert (cfg.run_dir.path / "align" / "heldout_with_reference.jsonl").exists()  # the checkpoint metric
     metrics = list(read_jsonl(cfg.run_dir.path / "align" / "metrics.jsonl"))
     assert metrics and {"rewards/chosen", "rewards/rejected", "rewards/margin", "kl"} <= set(metrics[0])
     assert c["heldout_reward_accuracy_before"] == 0.0  # KTO's reward is DPO's: 0 margin at the start

@@ -51,20 +51,21 @@ def start_model(cfg: Config) -> str:
 
 def _with_reference(cfg: Config, out: Path, start: str, ref_id: str) -> tuple[list[Pair], list[Pair]]:
     """The training and held-out pairs with the reference's log-probs, computed once and kept
-    in `out/` (reused when they came from the same reference and length limit)."""
+    in `out/` (reused when they came from the same reference and length limit). KTO trains on
+    single answers, so only its held-out pairs (the checkpoint metric) need them."""
     a = cfg.align
     pairs_dir = finished_stage(cfg, "pairs").path
     saved = out / "pairs_with_reference.jsonl", out / "heldout_with_reference.jsonl"
     sources = pairs_dir / "pairs.jsonl", pairs_dir / "heldout_pairs.jsonl"
     sets = [read_pairs(s if s.exists() else src) for s, src in zip(saved, sources)]
-    if not sets[0]:
+    if not sets[0] and not (a.loss.unpaired and a.unpaired_from == "judged"):
         raise AlignlabError(f"align: {sources[0]} holds no pairs; see {pairs_dir / 'counts.json'} for "
                             f"what the pairs stage rejected")
     if not a.loss.needs_reference:
         return sets[0], sets[1]
     tokenizer = load_tokenizer(parse_spec(start, cfg.base_dir))
     reference = None
-    for rows, path in zip(sets, saved):
+    for rows, path in list(zip(sets, saved))[1 if a.loss.unpaired else 0:]:
         if any(p.metadata.get("ref_model") != ref_id or p.metadata.get("ref_max_length") != a.max_length
                for p in rows):
             reference = reference or load_causal_lm(start)
