@@ -183,3 +183,60 @@ def test_tokens_counted_with_the_students_tokenizer(tmp_path, tiny_model_dir):
     # The chat template adds role markers, so there are more tokens than words.
     words = sum(len(m["content"].split()) for r in phase_rows(tmp_path, "knowledge") for m in r["messages"])
     assert summary["phases"]["knowledge"]["tokens"] > words
+
+
+TOKEN_RECIPE = """\
+name: demo
+models: {{student: "{student}"}}
+mix:
+  seed: {seed}
+  phases:
+    - name: knowledge
+      sources:
+        - {{select: {{leaf_kind: knowledge}}}}
+    - name: skills
+      sources:
+        - {{select: {{leaf_kind: [freeform_skill, grounded_skill]}}}}
+        - {{phase: knowledge, token_ratio: 0.3}}
+"""
+
+
+def long_and_short_knowledge():
+    """Q&A rows of ~3 tokens and document chunks of ~250: rows and tokens disagree."""
+    rows = [sample(f"k{i}", f"Q{i}?", f"A{i}.", leaf="knowledge/geo/kel", kind="knowledge",
+                   generator="knowledge_qa") for i in range(40)]
+    rows += [sample(f"c{i}", "Read.", "word " * 250, leaf="knowledge/geo/kel", kind="knowledge",
+                    generator="knowledge_chunk", unmask=True) for i in range(10)]
+    rows += [sample(f"f{i}", f"Write poem {i}.", f"Poem {i}.") for i in range(5)]
+    return rows
+
+
+def test_replay_sized_by_tokens_reaches_its_share_of_the_tokens(tmp_path):
+    from alignlab.mix.stage import token_counter
+
+    cfg = workspace(tmp_path, recipe=TOKEN_RECIPE)
+    write_stage_output(cfg, "curate", long_and_short_knowledge())
+    manifest = mix(cfg)
+    count, _ = token_counter(cfg)
+    knowledge, skills = phase_rows(tmp_path, "knowledge"), phase_rows(tmp_path, "skills")
+    replayed = [r for r in skills if r["metadata"]["source"] == "replay:knowledge"]
+    from alignlab.records import Sample
+
+    def tokens(rows):
+        return sum(count([Sample(r["id"], r["messages"], r["unmask"], r["metadata"]) for r in rows]))
+    budget = 0.3 * tokens(knowledge)
+    longest = max(count([Sample(r["id"], r["messages"], r["unmask"], r["metadata"]) for r in knowledge]))
+    # The replay reaches its budget and passes it by less than one row (rows are never cut).
+    assert budget <= tokens(replayed) < budget + longest
+    assert manifest["counts"]["phases"]["skills"]["sources"]["replay:knowledge"]["asked"] == "token_ratio 0.3"
+    # Same seed, same draw.
+    again = workspace(tmp_path / "again", recipe=TOKEN_RECIPE)
+    write_stage_output(again, "curate", long_and_short_knowledge())
+    mix(again)
+    assert [r["id"] for r in phase_rows(tmp_path / "again", "skills")] == [r["id"] for r in skills]
+
+
+def test_a_source_takes_one_size_only(tmp_path):
+    recipe = TOKEN_RECIPE.replace("token_ratio: 0.3", "token_ratio: 0.3, count: 4")
+    with pytest.raises(ConfigError, match="one size"):
+        workspace(tmp_path, recipe=recipe)

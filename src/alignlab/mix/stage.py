@@ -87,8 +87,8 @@ def mix(cfg: Config, force: bool = False) -> dict[str, Any]:
     if run.done and not force:
         return run.manifest
     curated = read_samples(finished_stage(cfg, "curate").file("samples.jsonl"))
-    phases = mix_phases(curated, resolved)
     count, counted_by = token_counter(cfg)
+    phases = mix_phases(curated, resolved, count)
     summary = summarise(phases, count, counted_by, resolved.seed)
     for stale in run.dir.path.glob("*.jsonl"):  # a phase renamed or removed since the last run
         if stale.stem not in {p.name for p in phases}:
