@@ -79,23 +79,29 @@ def _seeds(doc: PositionedYaml) -> Iterator[tuple[int, dict]]:
             yield i, seed
 
 
-def _questions(doc: PositionedYaml) -> Iterator[tuple[tuple, str]]:
-    """(key path of the `question`, its text) for every question, skill or knowledge."""
+def _questions(doc: PositionedYaml) -> Iterator[tuple[tuple, str, str]]:
+    """(key path of the `question`, its text, the context it is asked about) for every question.
+    A grounded skill asks the same question of different contexts ("Summarise this email."),
+    so there the pair is what must not repeat; knowledge questions stand on their own."""
     for i, seed in _seeds(doc):
         if isinstance(seed.get("question"), str):
-            yield ("seed_examples", i, "question"), seed["question"]
+            yield ("seed_examples", i, "question"), seed["question"], str(seed.get("context", ""))
         qas = seed.get("questions_and_answers")
         for j, qa in enumerate(qas if isinstance(qas, list) else []):
             if isinstance(qa, dict) and isinstance(qa.get("question"), str):
-                yield ("seed_examples", i, "questions_and_answers", j, "question"), qa["question"]
+                yield ("seed_examples", i, "questions_and_answers", j, "question"), qa["question"], ""
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.split()).casefold()
 
 
 def duplicate_questions(doc: PositionedYaml, leaf: str | None) -> list[Problem]:
     """A question asked twice in one leaf teaches nothing new and skews generation."""
-    first_line: dict[str, int] = {}
+    first_line: dict[tuple[str, str], int] = {}
     problems = []
-    for keys, question in _questions(doc):
-        normal = " ".join(question.split()).casefold()
+    for keys, question, context in _questions(doc):
+        normal = (_normal(question), _normal(context))
         if normal in first_line:
             problems.append(problem_at(doc, keys, f"duplicate question (first asked at line "
                                                    f"{first_line[normal]}): {question.strip()[:60]!r}", leaf))
