@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from community import COMMUNITY
 from instructlab.schema.taxonomy import TaxonomyMessageFormat, TaxonomyParser, TaxonomyReadingException
 from typer.testing import CliRunner
 
 from alignlab.cli import app
 
 DATA = Path(__file__).parent / "data"
-COMMUNITY = DATA / "taxonomies" / "community"
 TREES = [COMMUNITY, DATA / "taxonomy" / "valid", DATA / "taxonomy" / "broken"]
 _INSTRUCTLAB_ERROR = re.compile(r"^ERROR: (?P<path>.+?):(?P<line>\d+):(?P<col>\d+) ")
 _ALIGNLAB_LINE = re.compile(r"^(?P<path>.+?/qna\.yaml):(?P<line>\d+):(?P<col>\d+): (?P<warning>warning: )?")

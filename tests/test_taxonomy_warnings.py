@@ -7,13 +7,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from community import REMOTE_COMMIT, REMOTE_REPO, accepted_copy, no_network
 from typer.testing import CliRunner
 
 from alignlab.cli import app
 
-COMMUNITY = Path(__file__).parent / "data" / "taxonomies" / "community"
-REJECTED_BY_INSTRUCTLAB = ("knowledge/history/lighthouses", "compositional_skills/writing/freeform/riddles",
-                           "compositional_skills/writing/freeform/tongue_twisters")
 runner = CliRunner()
 
 
@@ -21,14 +19,10 @@ runner = CliRunner()
 def accepted_tree(tmp_path, monkeypatch) -> Path:
     """The community corpus without the files InstructLab rejects, on a machine with no network:
     every request goes to a proxy nothing listens on."""
-    root = tmp_path / "taxonomy"
-    shutil.copytree(COMMUNITY, root)
-    for leaf in REJECTED_BY_INSTRUCTLAB:
-        shutil.rmtree(root / leaf)
+    root = accepted_copy(tmp_path / "taxonomy")
     # A second knowledge leaf with its documents in the same remote repository.
     shutil.copytree(root / "knowledge/science/astronomy/jupiter_moons", root / "knowledge/science/moons_again")
-    for proxy in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "all_proxy"):
-        monkeypatch.setenv(proxy, "http://127.0.0.1:9")
+    no_network(monkeypatch)
     monkeypatch.setenv("ALIGNLAB_HOME", str(tmp_path / "home"))
     return root
 
@@ -62,8 +56,7 @@ def test_an_unreachable_remote_repo_is_one_warning_per_leaf(accepted_tree):
     clone = [line for line in result.output.splitlines() if "cannot clone" in line]
     assert sorted(line.split("/qna.yaml")[0].rsplit("/", 1)[1] for line in clone) == ["jupiter_moons", "moons_again"]
     for line in clone:
-        assert ": warning: cannot clone https://github.com/example-community/astronomy-knowledge.git " \
-               "(for commit 5f2c9e1d3b4a6f7e8d9c0b1a2f3e4d5c6b7a8f9e)" in line
+        assert f": warning: cannot clone {REMOTE_REPO} (for commit {REMOTE_COMMIT})" in line
         assert "point document.repo at the local clone" in line
 
 
