@@ -219,12 +219,16 @@ def mix(config: ConfigOpt = Path("alignlab.yaml"),
     from alignlab.mix.stage import summary_tables
 
     started = time.time()
-    manifest = run_mix(load_config(config), force=force)
+    cfg = load_config(config)
+    manifest = run_mix(cfg, force=force)
     _say_if_skipped(manifest, started, "mix")
     for table in summary_tables(manifest["counts"]):
         console.print(table)
     for warning in manifest["counts"]["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if files := manifest["counts"].get("instructlab_files"):
+        console.print(f"for InstructLab's training: {cfg.run_dir.path / 'mix' / 'instructlab'}/ "
+                      f"({', '.join(files)})", highlight=False)
 
 
 @app.command()
