@@ -61,7 +61,7 @@ def magpie_enabled(cfg: Config) -> bool:
 
 
 def select_leaves(cfg: Config, pattern: str | None) -> list[Leaf]:
-    leaves = load_taxonomy(cfg.taxonomy_path)  # raises with every problem, before any teacher call
+    leaves = load_taxonomy(cfg.taxonomy_path)  # raises with every error, before any teacher call
     if pattern:
         leaves = [lf for lf in leaves if fnmatch.fnmatch(lf.path, pattern) or lf.path.startswith(pattern.rstrip("/*"))]
         if not leaves:

@@ -5,7 +5,7 @@ leaf checks it on the way: InstructLab's own parser gives the verdict (its schem
 its lint, its schemas), alignlab places each of its findings at the key at fault and adds its
 own checks as warnings (duplicate keys and questions, seed length, folder, mixed seeds).
 
-    leaves = load_taxonomy("taxonomy")          # raises TaxonomyInvalid listing every problem
+    leaves = load_taxonomy("taxonomy")          # raises TaxonomyInvalid listing every error
     leaves, problems = scan_taxonomy("taxonomy")  # best effort: valid leaves plus problems
 """
 
