@@ -47,7 +47,7 @@ def test_strict_turns_warnings_into_errors(accepted_tree):
     assert not [line for line in lines if ": warning: " in line]
     assert any(line.endswith("duplicate question (first asked at line 5): 'How many Centimetres are in 3 "
                              "metres?'") for line in lines)
-    assert lines[-1] == "2 errors in 2 of 11 leaves"
+    assert lines[-1] == "2 errors; 2 of 11 leaves invalid"
 
 
 def test_an_unreachable_remote_repo_is_one_warning_per_leaf(accepted_tree):

@@ -58,7 +58,7 @@ def taxonomy_validate(
     """Check every qna.yaml: InstructLab's verdict (errors, exit 1), then alignlab's own checks
     (duplicates, seed length, documents, structure) as warnings."""
     from alignlab.taxonomy import check_taxonomy
-    from alignlab.taxonomy.validate import count_kinds, plural, remote_leaves, seed_limit
+    from alignlab.taxonomy.validate import count_kinds, count_problems, plural, remote_leaves, seed_limit
 
     budget = seed_limit(teacher, max_seed_tokens, Path("alignlab.yaml"))
     leaves, problems = check_taxonomy(path, max_seed_tokens=budget, check_documents=documents, offline=offline)
@@ -69,17 +69,14 @@ def taxonomy_validate(
                       f"repositories not fetched", style="dim", highlight=False)
     for problem in problems:
         console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
-    errors = [p for p in problems if p.is_error]
-    warnings = len(problems) - len(errors)
-    if not errors:
-        note = f" ({plural(warnings, 'warning')})" if warnings else ""
+    if not any(p.is_error for p in problems):
+        note = f" ({count_problems(problems)})" if problems else ""
         console.print(f"{plural(len(leaves), 'leaf', 'leaves')} valid: {count_kinds(leaves)}{note}",
                       highlight=False)
         return
-    broken = {p.leaf for p in errors}
+    broken = {p.leaf for p in problems if p.is_error}
     total = len({leaf.path for leaf in leaves} | {p.leaf for p in problems})
-    note = f", {plural(warnings, 'warning')}" if warnings else ""
-    console.print(f"{plural(len(errors), 'error')} in {len(broken)} of {plural(total, 'leaf', 'leaves')}{note}",
+    console.print(f"{count_problems(problems)}; {len(broken)} of {plural(total, 'leaf', 'leaves')} invalid",
                   style="red", highlight=False)
     raise typer.Exit(1)
 
@@ -89,11 +86,11 @@ def taxonomy_show(path: TaxonomyArg = Path("taxonomy")) -> None:
     """Print the tree with each leaf's kind and seed counts."""
     from alignlab.taxonomy import scan_taxonomy
     from alignlab.taxonomy.show import taxonomy_tree
-    from alignlab.taxonomy.validate import count_kinds, plural
+    from alignlab.taxonomy.validate import count_kinds, count_problems, plural
 
     leaves, problems = scan_taxonomy(path)
     console.print(taxonomy_tree(path, leaves, problems))
-    note = f"; {plural(len(problems), 'problem')}, run `alignlab taxonomy validate`" if problems else ""
+    note = f"; {count_problems(problems)}, run `alignlab taxonomy validate`" if problems else ""
     console.print(f"{plural(len(leaves), 'leaf', 'leaves')}: {count_kinds(leaves)}{note}", highlight=False)
 
 

@@ -72,5 +72,13 @@ def count_kinds(leaves: list[Leaf]) -> str:
                      for kind in _KIND_NAMES if counts[kind])
 
 
+def count_problems(problems: list[Problem]) -> str:
+    """"2 errors, 1 warning" (a kind with none left out)."""
+    errors = sum(p.is_error for p in problems)
+    parts = [plural(errors, "error") if errors else "", plural(len(problems) - errors, "warning")
+             if len(problems) > errors else ""]
+    return ", ".join(part for part in parts if part)
+
+
 def plural(n: int, word: str, words: str | None = None) -> str:
     return f"{n} {word if n == 1 else (words or word + 's')}"
