@@ -34,10 +34,11 @@ def test_warnings_keep_exit_0_and_are_counted(accepted_tree):
     warnings = [line for line in lines if ": warning: " in line]
     assert warnings and all(line.split(":")[1].isdigit() for line in warnings)  # path:line:col: warning:
     assert any("duplicate question" in line for line in warnings)
+    assert any("town_report/qna.yaml:9:5: warning: seed example 2 is 2594 tokens" in line for line in warnings)
     # A version 1 file is not linted by InstructLab, so a repeated key is only alignlab's warning.
     assert any("synonyms/qna.yaml:10:3: warning: duplicate key 'answer' in seed_examples[2]" in line
                for line in warnings)
-    assert lines[-1].startswith("11 leaves valid: ") and lines[-1].endswith(f"({len(warnings)} warnings)")
+    assert lines[-1].startswith("12 leaves valid: ") and lines[-1].endswith(f"({len(warnings)} warnings)")
 
 
 def test_strict_turns_warnings_into_errors(accepted_tree):
@@ -47,7 +48,7 @@ def test_strict_turns_warnings_into_errors(accepted_tree):
     assert not [line for line in lines if ": warning: " in line]
     assert any(line.endswith("duplicate question (first asked at line 5): 'How many Centimetres are in 3 "
                              "metres?'") for line in lines)
-    assert lines[-1] == "2 errors; 2 of 11 leaves invalid"
+    assert lines[-1] == "3 errors; 3 of 12 leaves invalid"
 
 
 def test_an_unreachable_remote_repo_is_one_warning_per_leaf(accepted_tree):
