@@ -185,20 +185,9 @@ def test_tokens_counted_with_the_students_tokenizer(tmp_path, tiny_model_dir):
     assert summary["phases"]["knowledge"]["tokens"] > words
 
 
-TOKEN_RECIPE = """\
-name: demo
-models: {{student: "{student}"}}
-mix:
-  seed: {seed}
-  phases:
-    - name: knowledge
-      sources:
-        - {{select: {{leaf_kind: knowledge}}}}
-    - name: skills
-      sources:
-        - {{select: {{leaf_kind: [freeform_skill, grounded_skill]}}}}
-        - {{phase: knowledge, token_ratio: 0.3}}
-"""
+# Skills whole, and a replay of 30 % of phase 1's tokens (rather than of its rows).
+TOKEN_RECIPE = RECIPE.replace(", ratio: 0.5}}", "}}").replace("{{phase: knowledge, ratio: 0.2}}",
+                                                              "{{phase: knowledge, token_ratio: 0.3}}")
 
 
 def long_and_short_knowledge():
@@ -240,3 +229,30 @@ def test_a_source_takes_one_size_only(tmp_path):
     recipe = TOKEN_RECIPE.replace("token_ratio: 0.3", "token_ratio: 0.3, count: 4")
     with pytest.raises(ConfigError, match="one size"):
         workspace(tmp_path, recipe=recipe)
+
+
+def test_each_phase_is_also_written_as_instructlab_training_reads_it(tmp_path):
+    from datasets import load_dataset
+
+    cfg = workspace(tmp_path)
+    write_stage_output(cfg, "curate", curated())
+    summary = mix(cfg)["counts"]
+    folder = tmp_path / "runs/demo/mix/instructlab"
+    assert summary["instructlab_files"] == ["knowledge_train_msgs_demo.jsonl", "skills_train_msgs_demo.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(summary["instructlab_files"])
+    for phase, name in zip(("knowledge", "skills"), summary["instructlab_files"]):
+        ours = phase_rows(tmp_path, phase)
+        # The call InstructLab's training makes (instructlab.training.data_process).
+        data = load_dataset("json", data_files=str(folder / name), split="train", cache_dir=str(tmp_path / "hf"))
+        assert len(data) == len(ours) and "messages" in data.column_names
+        for row, theirs in zip(ours, data):
+            assert theirs["id"] == row["id"] and json.loads(theirs["metadata"])["phase"] == phase
+            if row["unmask"]:  # trained on in full: one pretraining message holding both turns
+                [message] = theirs["messages"]
+                assert message["role"] == "pretraining"
+                assert message["content"] == "\n".join(f"<|{m['role']}|>\n{m['content']}" for m in row["messages"])
+            else:
+                assert theirs["messages"] == row["messages"]
+    knowledge = load_dataset("json", data_files=str(folder / summary["instructlab_files"][0]), split="train",
+                             cache_dir=str(tmp_path / "hf"))
+    assert Counter(m[0]["role"] for m in knowledge["messages"]) == {"user": 50, "pretraining": 10}

@@ -34,13 +34,17 @@ SummaryFn = Callable[[Console, Config, dict[str, Any]], None]
 
 def _validate(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
     from alignlab.taxonomy import check_taxonomy
+    from alignlab.taxonomy.checks import teacher_seed_budget
     from alignlab.taxonomy.errors import TaxonomyInvalid
     from alignlab.taxonomy.validate import count_kinds
 
-    leaves, problems = check_taxonomy(cfg.taxonomy_path)
-    if problems:
-        raise TaxonomyInvalid(problems)
-    return {"counts": {"leaves": len(leaves), "kinds": count_kinds(leaves)}}
+    budget = teacher_seed_budget(cfg.models.teacher, cfg.base_dir)
+    leaves, problems = check_taxonomy(cfg.taxonomy_path, max_seed_tokens=budget)
+    if errors := [p for p in problems if p.is_error]:
+        raise TaxonomyInvalid(errors)
+    for warning in problems:  # InstructLab accepts the tree; what alignlab would improve is said once
+        console.print(str(warning), markup=False, highlight=False, soft_wrap=True, style="yellow")
+    return {"counts": {"leaves": len(leaves), "kinds": count_kinds(leaves), "warnings": len(problems)}}
 
 
 def _generate(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
@@ -93,7 +97,8 @@ def _report(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
 
 def _say_validate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
     c = manifest["counts"]
-    console.print(f"taxonomy: {c['leaves']} leaves valid ({c['kinds']})", highlight=False)
+    warnings = f", {c['warnings']} warnings" if c.get("warnings") else ""
+    console.print(f"taxonomy: {c['leaves']} leaves valid ({c['kinds']}){warnings}", highlight=False)
 
 
 def _say_generate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
