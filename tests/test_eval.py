@@ -91,15 +91,24 @@ def test_tiny_model_picks_its_own_greedy_continuation(tiny_backend):
 
 
 def test_per_leaf_accuracy_counts_each_leaf_separately():
-    rows = [{"leaf": "a", "source": "heldout", "error": None, "correct": c, "correct_norm": n,
-             "choices": ["x"] * 4} for c, n in ((True, True), (True, False), (False, False))]
-    rows += [{"leaf": "b", "source": "teacher", "error": None, "correct": True, "correct_norm": True,
-              "choices": ["x"] * 2},
-             {"leaf": "b", "source": "teacher", "error": "context length exceeded", "correct": False,
-              "correct_norm": False, "choices": ["x"] * 2}]
+    def row(leaf, source, item, logprobs, answer=0, error=None):
+        pred = max(range(len(logprobs)), key=lambda k: logprobs[k])
+        return {"id": item, "leaf": leaf, "source": source, "error": error, "answer": answer,
+                "choices": ["x"] * len(logprobs), "logprobs": logprobs, "pred": pred,
+                "correct": pred == answer, "correct_norm": pred == answer and item != "a2"}
+    rows = [row("a", "heldout", "a1", [-1.0, -3.0, -4.0, -5.0]), row("a", "heldout", "a2", [-2.0, -2.5, -4.0, -5.0]),
+            row("a", "heldout", "a3", [-3.0, -1.0, -4.0, -5.0]), row("b", "teacher", "b1", [-1.0, -2.0]),
+            {**row("b", "teacher", "b2", [-1.0, -2.0]), "error": "context length exceeded"}]
     summary = mcq_summary(rows, headline="acc")
-    assert summary["by_leaf"]["a"] == {"n": 3, "failed": 0, "acc": pytest.approx(2 / 3),
-                                       "acc_norm": pytest.approx(1 / 3), "chance": 0.25}
+    a = summary["by_leaf"]["a"]
+    assert (a["n"], a["failed"], a["chance"]) == (3, 0, 0.25)
+    assert a["acc"] == pytest.approx(2 / 3) and a["acc_norm"] == pytest.approx(1 / 3)
+    # Wilson's interval of 2/3 on three questions is wide and stays inside [0, 1].
+    assert a["acc_ci"] == pytest.approx((0.2077, 0.9385), abs=1e-4)
+    # The margin: the right option's log-likelihood minus the best wrong one's.
+    assert a["per_item"]["margin"] == pytest.approx({"a/a1": 2.0, "a/a2": 0.5, "a/a3": -2.0})
+    assert a["margin"] == pytest.approx(0.5 / 3)
+    assert a["per_item"]["acc"] == {"a/a1": 1, "a/a2": 1, "a/a3": 0}
     assert summary["by_leaf"]["b"]["n"] == 1 and summary["by_leaf"]["b"]["failed"] == 1
     assert summary["by_leaf"]["b"]["acc"] == 1.0
     assert summary["overall"]["acc"] == pytest.approx(3 / 4)
@@ -247,7 +256,8 @@ def test_win_rate_is_symmetric_and_finds_the_better_model_despite_position_bias(
 
 def test_win_rate_counts_with_tie_band():
     assert win_rate([0.9, 0.55, 0.45, 0.2, None], tie_band=0.1) == {
-        "n": 4, "unparseable": 1, "win_rate": pytest.approx(0.525), "wins": 1, "ties": 2, "losses": 1}
+        "n": 4, "unparseable": 1, "win_rate": pytest.approx(0.525), "win_rate_ci": pytest.approx([0.2875, 0.7875]),
+        "wins": 1, "ties": 2, "losses": 1}
 
 
 # ------------------------------------------------------------------ forgetting

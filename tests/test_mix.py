@@ -183,3 +183,76 @@ def test_tokens_counted_with_the_students_tokenizer(tmp_path, tiny_model_dir):
     # The chat template adds role markers, so there are more tokens than words.
     words = sum(len(m["content"].split()) for r in phase_rows(tmp_path, "knowledge") for m in r["messages"])
     assert summary["phases"]["knowledge"]["tokens"] > words
+
+
+# Skills whole, and a replay of 30 % of phase 1's tokens (rather than of its rows).
+TOKEN_RECIPE = RECIPE.replace(", ratio: 0.5}}", "}}").replace("{{phase: knowledge, ratio: 0.2}}",
+                                                              "{{phase: knowledge, token_ratio: 0.3}}")
+
+
+def long_and_short_knowledge():
+    """Q&A rows of ~3 tokens and document chunks of ~250: rows and tokens disagree."""
+    rows = [sample(f"k{i}", f"Q{i}?", f"A{i}.", leaf="knowledge/geo/kel", kind="knowledge",
+                   generator="knowledge_qa") for i in range(40)]
+    rows += [sample(f"c{i}", "Read.", "word " * 250, leaf="knowledge/geo/kel", kind="knowledge",
+                    generator="knowledge_chunk", unmask=True) for i in range(10)]
+    rows += [sample(f"f{i}", f"Write poem {i}.", f"Poem {i}.") for i in range(5)]
+    return rows
+
+
+def test_replay_sized_by_tokens_reaches_its_share_of_the_tokens(tmp_path):
+    from alignlab.mix.stage import token_counter
+
+    cfg = workspace(tmp_path, recipe=TOKEN_RECIPE)
+    write_stage_output(cfg, "curate", long_and_short_knowledge())
+    manifest = mix(cfg)
+    count, _ = token_counter(cfg)
+    knowledge, skills = phase_rows(tmp_path, "knowledge"), phase_rows(tmp_path, "skills")
+    replayed = [r for r in skills if r["metadata"]["source"] == "replay:knowledge"]
+    from alignlab.records import Sample
+
+    def tokens(rows):
+        return sum(count([Sample(r["id"], r["messages"], r["unmask"], r["metadata"]) for r in rows]))
+    budget = 0.3 * tokens(knowledge)
+    longest = max(count([Sample(r["id"], r["messages"], r["unmask"], r["metadata"]) for r in knowledge]))
+    # The replay reaches its budget and passes it by less than one row (rows are never cut).
+    assert budget <= tokens(replayed) < budget + longest
+    assert manifest["counts"]["phases"]["skills"]["sources"]["replay:knowledge"]["asked"] == "token_ratio 0.3"
+    # Same seed, same draw.
+    again = workspace(tmp_path / "again", recipe=TOKEN_RECIPE)
+    write_stage_output(again, "curate", long_and_short_knowledge())
+    mix(again)
+    assert [r["id"] for r in phase_rows(tmp_path / "again", "skills")] == [r["id"] for r in skills]
+
+
+def test_a_source_takes_one_size_only(tmp_path):
+    recipe = TOKEN_RECIPE.replace("token_ratio: 0.3", "token_ratio: 0.3, count: 4")
+    with pytest.raises(ConfigError, match="one size"):
+        workspace(tmp_path, recipe=recipe)
+
+
+def test_each_phase_is_also_written_as_instructlab_training_reads_it(tmp_path):
+    from datasets import load_dataset
+
+    cfg = workspace(tmp_path)
+    write_stage_output(cfg, "curate", curated())
+    summary = mix(cfg)["counts"]
+    folder = tmp_path / "runs/demo/mix/instructlab"
+    assert summary["instructlab_files"] == ["knowledge_train_msgs_demo.jsonl", "skills_train_msgs_demo.jsonl"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted(summary["instructlab_files"])
+    for phase, name in zip(("knowledge", "skills"), summary["instructlab_files"]):
+        ours = phase_rows(tmp_path, phase)
+        # The call InstructLab's training makes (instructlab.training.data_process).
+        data = load_dataset("json", data_files=str(folder / name), split="train", cache_dir=str(tmp_path / "hf"))
+        assert len(data) == len(ours) and "messages" in data.column_names
+        for row, theirs in zip(ours, data):
+            assert theirs["id"] == row["id"] and json.loads(theirs["metadata"])["phase"] == phase
+            if row["unmask"]:  # trained on in full: one pretraining message holding both turns
+                [message] = theirs["messages"]
+                assert message["role"] == "pretraining"
+                assert message["content"] == "\n".join(f"<|{m['role']}|>\n{m['content']}" for m in row["messages"])
+            else:
+                assert theirs["messages"] == row["messages"]
+    knowledge = load_dataset("json", data_files=str(folder / summary["instructlab_files"][0]), split="train",
+                             cache_dir=str(tmp_path / "hf"))
+    assert Counter(m[0]["role"] for m in knowledge["messages"]) == {"user": 50, "pretraining": 10}

@@ -75,8 +75,13 @@ def test_fingerprints_rerun_a_changed_stage_and_downstream_only(tmp_path, teache
     assert set(first) == {"validate", "generate", "curate", "mix"}
 
     started = time.time()
-    again = run_pipeline(load_config(config), until="mix", console=QUIET)
+    output = Console(record=True, width=120, file=open(os.devnull, "w"))
+    again = run_pipeline(load_config(config), until="mix", console=output)
     assert ran(again, started) == {"validate"}  # validation is always re-checked; nothing else ran
+    timings = output.export_text().split("wall time per stage")[1]
+    for stage in ("validate", "generate", "curate", "mix"):
+        line = next(row for row in timings.splitlines() if row.strip("│┃ ").startswith(stage))
+        assert ("skipped: unchanged" in line) == (stage != "validate"), line
 
     workspace(tmp_path, teacher_url, tiny_model_dir, curate={"steps": [{"dedup": {"jaccard": 0.9}}]})
     started = time.time()

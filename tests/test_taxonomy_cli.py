@@ -34,13 +34,13 @@ def test_validate_a_broken_tree_exits_1_with_one_line_per_problem(tmp_path, monk
     result = runner.invoke(app, ["taxonomy", "validate", "taxonomy", "--max-seed-tokens", "300"])
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
-    assert "taxonomy/compositional_skills/duplicate_key/qna.yaml:9:5: duplicate key 'answer' in " \
-           "seed_examples[1] (only the last one would be read)" in lines
+    assert "taxonomy/compositional_skills/duplicate_key/qna.yaml:9:5: YAML lint: duplication of key " \
+           '"answer" in mapping (key-duplicates)' in lines
     assert "taxonomy/compositional_skills/syntax_error/qna.yaml:8:25: YAML syntax: mapping values are " \
            "not allowed here" in lines
-    assert "taxonomy/compositional_skills/long_seed/qna.yaml:9:5: seed example 3 is 353 tokens, more than " \
-           "the 300 a seed may use of the teacher's context; shorten it" in lines
-    assert lines[-1] == "20 problems in 13 of 13 leaves"
+    assert "taxonomy/compositional_skills/long_seed/qna.yaml:9:5: warning: seed example 3 is 353 tokens, " \
+           "more than the 300 tokens allowed for one seed (--max-seed-tokens); shorten it" in lines
+    assert lines[-1] == "10 errors, 10 warnings; 6 of 13 leaves invalid"
     assert len(lines) == 21  # one line per problem, then the count
 
 
@@ -56,8 +56,10 @@ def test_show_prints_the_tree_with_kinds_and_seed_counts():
 def test_show_marks_leaves_that_do_not_load():
     result = runner.invoke(app, ["taxonomy", "show", str(DATA / "broken")])
     assert result.exit_code == 0, result.output
-    assert "syntax_error  invalid 1 problem" in result.output
-    assert "duplicate_question  freeform skill 5 seeds 1 problem" in result.output
+    assert "syntax_error  invalid 1 error" in result.output
+    assert "duplicate_question  freeform skill 5 seeds 1 warning" in result.output
+    # Documents are not read and the default seed budget holds: 4 warnings, not validate's 10.
+    assert " ".join(result.output.split()).endswith("; 10 errors, 4 warnings, run `alignlab taxonomy validate`")
 
 
 def test_diff_lists_every_leaf_against_an_empty_base():

@@ -6,34 +6,36 @@ from pathlib import Path
 
 import pytest
 
-from alignlab.taxonomy import TaxonomyInvalid, load_taxonomy, validate_taxonomy
+from alignlab.taxonomy import TaxonomyInvalid, check_taxonomy, load_taxonomy, validate_taxonomy
 from alignlab.taxonomy.checks import approx_tokens
 
 DATA = Path(__file__).parent / "data" / "taxonomy"
 BROKEN, VALID = DATA / "broken", DATA / "valid"
 
-# (qna.yaml under BROKEN, line, column, a fragment of the message): each error seeded by hand.
+# (qna.yaml under BROKEN, line, column, severity, a fragment of the message): each seeded by hand.
+# Errors are what InstructLab's parser rejects; the rest are alignlab's own findings (warnings).
+E, W = "error", "warning"
 EXPECTED = [
-    ("compositional_skills/duplicate_key", 9, 5, "duplicate key 'answer' in seed_examples[1]"),
-    ("compositional_skills/duplicate_question", 11, 5, "duplicate question (first asked at line 5)"),
-    ("compositional_skills/empty", 1, 1, "file is empty"),
-    ("compositional_skills/long_seed", 9, 5, "seed example 3 is 283 tokens, more than the 200"),
-    ("compositional_skills/mixed_context", 4, 1, "seed examples 1, 2 have a context but 3, 4, 5 do not"),
-    ("compositional_skills/not_utf8", 6, 17, "not UTF-8 text (byte 0xea)"),
-    ("compositional_skills/schema_errors", 1, 1, "missing required key 'task_description'"),
-    ("compositional_skills/schema_errors", 7, 5, "seed_examples[1].answer: must not be empty"),
-    ("compositional_skills/schema_errors", 9, 5, "unknown key 'hint' in seed_examples[2]"),
-    ("compositional_skills/schema_errors", 11, 5, "missing required key 'answer' in seed_examples[3]"),
-    ("compositional_skills/schema_errors", 12, 5, "seed_examples[4].question: must be a string, got a list"),
-    ("compositional_skills/syntax_error", 8, 25, "YAML syntax: mapping values are not allowed here"),
-    ("compositional_skills/too_few_seeds", 4, 1, "seed_examples: needs at least 5 items, has 4"),
-    ("knowledge/bad_documents", 10, 7, "latin1.md: not UTF-8 text (byte 0xe9 at line 2)"),
-    ("knowledge/bad_documents", 11, 7, "empty.txt: the document is empty"),
-    ("knowledge/bad_documents", 12, 7, "notes.docx: unsupported format .docx"),
-    ("knowledge/bad_documents", 13, 7, "no document in"),
-    ("knowledge/missing_repo", 6, 3, "document repo './no_such_folder' is neither a git URL nor an existing folder"),
-    ("knowledge/old_version", 1, 1, "Version 2 is not supported for knowledge"),
-    ("skills/wrong_folder", 1, 1, "'skills' is not a taxonomy folder"),
+    ("compositional_skills/duplicate_key", 9, 5, E, 'YAML lint: duplication of key "answer"'),
+    ("compositional_skills/duplicate_question", 11, 5, W, "duplicate question (first asked at line 5)"),
+    ("compositional_skills/empty", 1, 1, W, "file is empty"),
+    ("compositional_skills/long_seed", 9, 5, W, "seed example 3 is 283 tokens, more than the 200"),
+    ("compositional_skills/mixed_context", 4, 1, W, "seed examples 1, 2 have a context but 3, 4, 5 do not"),
+    ("compositional_skills/not_utf8", 6, 17, E, "not UTF-8 text (byte 0xea)"),
+    ("compositional_skills/schema_errors", 1, 1, E, "missing required key 'task_description'"),
+    ("compositional_skills/schema_errors", 7, 5, E, "seed_examples[1].answer: must not be empty"),
+    ("compositional_skills/schema_errors", 9, 5, E, "unknown key 'hint' in seed_examples[2]"),
+    ("compositional_skills/schema_errors", 11, 5, E, "missing required key 'answer' in seed_examples[3]"),
+    ("compositional_skills/schema_errors", 12, 5, E, "seed_examples[4].question: must be a string, got a list"),
+    ("compositional_skills/syntax_error", 8, 25, E, "YAML syntax: mapping values are not allowed here"),
+    ("compositional_skills/too_few_seeds", 4, 1, E, "seed_examples: needs at least 5 items, has 4"),
+    ("knowledge/bad_documents", 10, 7, W, "latin1.md: not UTF-8 text (byte 0xe9 at line 2)"),
+    ("knowledge/bad_documents", 11, 7, W, "empty.txt: the document is empty"),
+    ("knowledge/bad_documents", 12, 7, W, "notes.docx: unsupported format .docx"),
+    ("knowledge/bad_documents", 13, 7, W, "no document in"),
+    ("knowledge/missing_repo", 6, 3, W, "document repo './no_such_folder' is neither a git URL nor an existing folder"),
+    ("knowledge/old_version", 1, 1, E, "Version 2 is not supported for knowledge"),
+    ("skills/wrong_folder", 1, 1, W, "'skills' is not a taxonomy folder"),
 ]
 
 
@@ -47,15 +49,16 @@ def broken_problems():
     return validate_taxonomy(BROKEN, max_seed_tokens=200, count_tokens=words)
 
 
-def test_every_seeded_error_is_found_at_its_line(broken_problems):
-    found = [(p.leaf, p.line, p.col, p.message) for p in broken_problems]
-    for leaf, line, col, fragment in EXPECTED:
-        assert any((lf, n, c) == (leaf, line, col) and fragment in m for lf, n, c, m in found), \
-            f"{leaf}/qna.yaml:{line}:{col}: {fragment!r} not reported; got:\n" + "\n".join(map(str, broken_problems))
+def test_every_seeded_problem_is_found_at_its_line_with_its_severity(broken_problems):
+    found = [(p.leaf, p.line, p.col, p.severity, p.message) for p in broken_problems]
+    for leaf, line, col, severity, fragment in EXPECTED:
+        assert any((lf, n, c, s) == (leaf, line, col, severity) and fragment in m for lf, n, c, s, m in found), \
+            f"{leaf}/qna.yaml:{line}:{col}: {severity} {fragment!r} not reported; got:\n" + \
+            "\n".join(map(str, broken_problems))
 
 
-def test_nothing_is_reported_beyond_the_seeded_errors(broken_problems):
-    expected = {(leaf, line, col) for leaf, line, col, _ in EXPECTED}
+def test_nothing_is_reported_beyond_the_seeded_problems(broken_problems):
+    expected = {(leaf, line, col) for leaf, line, col, _, _ in EXPECTED}
     extra = [str(p) for p in broken_problems if (p.leaf, p.line, p.col) not in expected]
     assert not extra
     assert len(broken_problems) == len(EXPECTED)
@@ -63,8 +66,10 @@ def test_nothing_is_reported_beyond_the_seeded_errors(broken_problems):
 
 def test_problem_prints_as_path_line_col(broken_problems):
     problem = next(p for p in broken_problems if p.leaf == "compositional_skills/duplicate_key")
-    assert str(problem).startswith(f"{BROKEN}/compositional_skills/duplicate_key/qna.yaml:9:5: duplicate key")
+    assert str(problem).startswith(f"{BROKEN}/compositional_skills/duplicate_key/qna.yaml:9:5: YAML lint: ")
     assert problem.path == BROKEN / "compositional_skills/duplicate_key/qna.yaml"
+    warning = next(p for p in broken_problems if p.leaf == "compositional_skills/duplicate_question")
+    assert str(warning).startswith(f"{BROKEN}/compositional_skills/duplicate_question/qna.yaml:11:5: warning: ")
 
 
 def test_the_valid_tree_has_no_problems():
@@ -94,14 +99,18 @@ def test_approx_tokens_is_about_four_characters_each():
     assert approx_tokens("abcde") == 2
 
 
-def test_load_taxonomy_refuses_a_broken_tree_and_lists_the_problems():
+def test_load_taxonomy_refuses_a_broken_tree_and_lists_only_the_errors():
     with pytest.raises(TaxonomyInvalid) as info:
         load_taxonomy(BROKEN)
-    # Loading reads no documents, and the long seed is within the default budget of 1024 tokens.
-    not_checked = ("knowledge/bad_documents", "knowledge/missing_repo", "compositional_skills/long_seed")
-    expected = {(leaf, line, col) for leaf, line, col, _ in EXPECTED if leaf not in not_checked}
+    expected = {(leaf, line, col) for leaf, line, col, severity, _ in EXPECTED if severity == E}
     assert {(p.leaf, p.line, p.col) for p in info.value.problems} == expected
     assert "duplicate_key/qna.yaml:9:5" in str(info.value)
+
+
+def test_leaves_with_warnings_only_still_load():
+    leaves, problems = check_taxonomy(BROKEN, max_seed_tokens=200, count_tokens=words)
+    warned = {p.leaf for p in problems if not p.is_error} - {p.leaf for p in problems if p.is_error}
+    assert {leaf.path for leaf in leaves} == warned - {"compositional_skills/empty"}
 
 
 def test_documents_can_be_left_unchecked():
@@ -117,7 +126,7 @@ def test_unknown_version_is_reported_at_the_version_key(tmp_path):
     (leaf / "qna.yaml").write_text(text)
     [problem] = validate_taxonomy(tmp_path)
     assert (problem.line, problem.col) == (text.count("\n"), 1)
-    assert "version: must be 3, got 9" in problem.message
+    assert "version 9 is not a schema version instructlab-schema knows (1, 2, 3)" in problem.message
 
 
 def test_unknown_keys_are_each_reported_and_version_is_known(tmp_path):

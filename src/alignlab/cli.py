@@ -45,22 +45,38 @@ TaxonomyArg = Annotated[Path, typer.Argument(help="taxonomy folder (holding know
 @taxonomy_app.command("validate")
 def taxonomy_validate(
         path: TaxonomyArg = Path("taxonomy"),
-        max_seed_tokens: Annotated[int, typer.Option(
-            help="largest seed example, in tokens (~4 characters each)")] = 1024,
-        documents: Annotated[bool, typer.Option(help="check that knowledge documents can be read")] = True) -> None:
-    """Check every qna.yaml (format, duplicates, seed length, documents); exit 1 on any problem."""
+        teacher: Annotated[str | None, typer.Option(
+            help="model spec of the teacher whose context bounds a seed's length "
+                 "(default: models.teacher of ./alignlab.yaml, else the embedded model)")] = None,
+        max_seed_tokens: Annotated[int | None, typer.Option(
+            help="largest seed example, in tokens (~4 characters each); default: 1/8 of the "
+                 "teacher's context")] = None,
+        documents: Annotated[bool, typer.Option(help="check that knowledge documents can be read")] = True,
+        offline: Annotated[bool, typer.Option(help="do not fetch remote document repositories")] = False,
+        strict: Annotated[bool, typer.Option(help="count warnings as errors (exit 1), e.g. in CI")] = False,
+) -> None:
+    """Check every qna.yaml: InstructLab's verdict (errors, exit 1), then alignlab's own checks
+    (duplicates, seed length, documents, structure) as warnings."""
     from alignlab.taxonomy import check_taxonomy
-    from alignlab.taxonomy.validate import count_kinds, plural
+    from alignlab.taxonomy.validate import count_kinds, count_problems, plural, remote_leaves, seed_limit
 
-    leaves, problems = check_taxonomy(path, max_seed_tokens=max_seed_tokens, check_documents=documents)
-    if not problems:
-        console.print(f"{plural(len(leaves), 'leaf', 'leaves')} valid: {count_kinds(leaves)}", highlight=False)
-        return
+    budget = seed_limit(teacher, max_seed_tokens, Path("alignlab.yaml"))
+    leaves, problems = check_taxonomy(path, max_seed_tokens=budget, check_documents=documents, offline=offline)
+    if strict:
+        problems = [p.as_error() for p in problems]
+    if offline and documents and (remote := remote_leaves(leaves)):
+        console.print(f"offline: documents of {plural(len(remote), 'leaf', 'leaves')} in remote git "
+                      f"repositories not fetched", style="dim", highlight=False)
     for problem in problems:
         console.print(str(problem), markup=False, highlight=False, soft_wrap=True)
-    broken = {p.leaf for p in problems}
-    total = len({leaf.path for leaf in leaves} | broken)
-    console.print(f"{plural(len(problems), 'problem')} in {len(broken)} of {plural(total, 'leaf', 'leaves')}",
+    if not any(p.is_error for p in problems):
+        note = f" ({count_problems(problems)})" if problems else ""
+        console.print(f"{plural(len(leaves), 'leaf', 'leaves')} valid: {count_kinds(leaves)}{note}",
+                      highlight=False)
+        return
+    broken = {p.leaf for p in problems if p.is_error}
+    total = len({leaf.path for leaf in leaves} | {p.leaf for p in problems})
+    console.print(f"{count_problems(problems)}; {len(broken)} of {plural(total, 'leaf', 'leaves')} invalid",
                   style="red", highlight=False)
     raise typer.Exit(1)
 
@@ -70,11 +86,11 @@ def taxonomy_show(path: TaxonomyArg = Path("taxonomy")) -> None:
     """Print the tree with each leaf's kind and seed counts."""
     from alignlab.taxonomy import scan_taxonomy
     from alignlab.taxonomy.show import taxonomy_tree
-    from alignlab.taxonomy.validate import count_kinds, plural
+    from alignlab.taxonomy.validate import count_kinds, count_problems, plural
 
     leaves, problems = scan_taxonomy(path)
     console.print(taxonomy_tree(path, leaves, problems))
-    note = f"; {plural(len(problems), 'problem')}, run `alignlab taxonomy validate`" if problems else ""
+    note = f"; {count_problems(problems)}, run `alignlab taxonomy validate`" if problems else ""
     console.print(f"{plural(len(leaves), 'leaf', 'leaves')}: {count_kinds(leaves)}{note}", highlight=False)
 
 
@@ -200,12 +216,16 @@ def mix(config: ConfigOpt = Path("alignlab.yaml"),
     from alignlab.mix.stage import summary_tables
 
     started = time.time()
-    manifest = run_mix(load_config(config), force=force)
+    cfg = load_config(config)
+    manifest = run_mix(cfg, force=force)
     _say_if_skipped(manifest, started, "mix")
     for table in summary_tables(manifest["counts"]):
         console.print(table)
     for warning in manifest["counts"]["warnings"]:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if files := manifest["counts"].get("instructlab_files"):
+        console.print(f"for InstructLab's training: {cfg.run_dir.path / 'mix' / 'instructlab'}/ "
+                      f"({', '.join(files)})", highlight=False)
 
 
 @app.command()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
+from rich.table import Table
 
 from alignlab.config import Config
 from alignlab.errors import AlignlabError, ConfigError
@@ -33,13 +34,17 @@ SummaryFn = Callable[[Console, Config, dict[str, Any]], None]
 
 def _validate(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
     from alignlab.taxonomy import check_taxonomy
+    from alignlab.taxonomy.checks import teacher_seed_budget
     from alignlab.taxonomy.errors import TaxonomyInvalid
     from alignlab.taxonomy.validate import count_kinds
 
-    leaves, problems = check_taxonomy(cfg.taxonomy_path)
-    if problems:
-        raise TaxonomyInvalid(problems)
-    return {"counts": {"leaves": len(leaves), "kinds": count_kinds(leaves)}}
+    budget = teacher_seed_budget(cfg.models.teacher, cfg.base_dir)
+    leaves, problems = check_taxonomy(cfg.taxonomy_path, max_seed_tokens=budget)
+    if errors := [p for p in problems if p.is_error]:
+        raise TaxonomyInvalid(errors)
+    for warning in problems:  # InstructLab accepts the tree; what alignlab would improve is said once
+        console.print(str(warning), markup=False, highlight=False, soft_wrap=True, style="yellow")
+    return {"counts": {"leaves": len(leaves), "kinds": count_kinds(leaves), "warnings": len(problems)}}
 
 
 def _generate(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
@@ -92,7 +97,8 @@ def _report(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
 
 def _say_validate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
     c = manifest["counts"]
-    console.print(f"taxonomy: {c['leaves']} leaves valid ({c['kinds']})", highlight=False)
+    warnings = f", {c['warnings']} warnings" if c.get("warnings") else ""
+    console.print(f"taxonomy: {c['leaves']} leaves valid ({c['kinds']}){warnings}", highlight=False)
 
 
 def _say_generate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
@@ -179,6 +185,7 @@ def run_pipeline(cfg: Config, *, until: str | None = None, start: str | None = N
     forced_from = min([i for i in [first, *(_index(f, "--force") for f in force)] if i is not None], default=None)
     preflight(cfg)
     results: dict[str, Any] = {}
+    walls: dict[str, tuple[float, bool]] = {}  # stage -> (seconds in this run, skipped)
     started_run = time.perf_counter()
     for i, stage in enumerate(STAGES):
         if last is not None and i > last:
@@ -187,17 +194,32 @@ def run_pipeline(cfg: Config, *, until: str | None = None, start: str | None = N
             continue
         forced = forced_from is not None and i >= forced_from
         console.rule(f"[bold]{stage.name}[/] — {stage.what}")
-        started = time.time()
+        started, clock = time.time(), time.perf_counter()
         manifest = stage.run(cfg, forced, console)
         finished = manifest.get("timings", {}).get("finished")
-        if finished is not None and finished < started:
+        skipped = finished is not None and finished < started
+        if skipped:
             console.print(f"[dim]{stage.name}: unchanged since the last run (skipped)[/]")
         stage.summary(console, cfg, manifest)
+        walls[stage.name] = (time.perf_counter() - clock, skipped)
         results[stage.name] = manifest
     release_local_backends()
-    console.print(f"[bold green]done[/] in {time.perf_counter() - started_run:.0f}s; outputs in "
-                  f"{cfg.run_dir.path}", highlight=False)
+    total = time.perf_counter() - started_run
+    console.print(wall_time_table(walls, total))
+    console.print(f"[bold green]done[/] in {total:.0f}s; outputs in {cfg.run_dir.path}", highlight=False)
     return results
+
+
+def wall_time_table(walls: dict[str, tuple[float, bool]], total: float) -> Table:
+    """Where this run's time went, stage by stage (a skipped stage costs its check only)."""
+    table = Table(title="wall time per stage (this run)", title_justify="left")
+    for name, justify in (("stage", "left"), ("seconds", "right"), ("share", "right"), ("", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for name, (seconds, skipped) in walls.items():
+        table.add_row(name, f"{seconds:.1f}", f"{seconds / total:.0%}" if total > 0 else "-",
+                      "skipped: unchanged" if skipped else "")
+    table.add_row("[bold]total[/]", f"[bold]{total:.1f}[/]", "", "")
+    return table
 
 
 def preflight(cfg: Config) -> None:

@@ -7,6 +7,7 @@ leaf, seed, chunk, generator, template hash, teacher and judge scores produced t
 
 Lineage keys in `metadata` (every producer fills the ones that apply):
     leaf, leaf_kind        taxonomy leaf path; knowledge | freeform_skill | grounded_skill | general
+    leaf_version           the qna.yaml's schema version, as InstructLab read it (1 when it has none)
     seed_index, chunk_id   which seed example / document chunk the row grew from
     generator              e.g. "knowledge_qa", "knowledge_chunk", "freeform", "grounded", "magpie"
     templates              {template name: template hash} of every prompt used

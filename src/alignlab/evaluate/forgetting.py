@@ -3,8 +3,9 @@
 A phase that teaches new knowledge may cost the model what it knew (the general MCQ set) or
 skills it had (judged prompts); a phase that teaches skills may cost the knowledge of the phase
 before. `forgetting_rows(before, after)` lines up two results of `evaluate_model` and gives
-one row per leaf and metric with the change; `forgetting_table` prints them, gains in green
-and losses in red.
+one row per leaf and metric with the change, tested paired on the items both models answered;
+`forgetting_table` prints them, gains whose interval lies above zero in green and losses below
+it in red.
 """
 
 from __future__ import annotations
@@ -15,35 +16,42 @@ from typing import Any
 from rich.table import Table
 
 from alignlab.evaluate.summary import ALL
+from alignlab.stats import format_delta, paired_delta, significant
 
 
-def _metrics(result: dict[str, Any]) -> dict[tuple[str, str], float | None]:
-    """{(leaf, metric): value} of one evaluation result."""
-    out: dict[tuple[str, str], float | None] = {}
-    for section, metric_of in (("mcq", None), ("general", None), ("judged", "mean_score")):
+def _metrics(result: dict[str, Any]) -> dict[tuple[str, str], tuple[float | None, dict[str, float]]]:
+    """{(leaf, metric): (value, {item: value})} of one evaluation result."""
+    out: dict[tuple[str, str], tuple[float | None, dict[str, float]]] = {}
+    for section in ("mcq", "general", "judged"):
         summary = result.get(section)
         if not summary:
             continue
-        metric = metric_of or summary.get("headline", "acc")
-        name = {"mcq": f"mcq_{metric}", "general": f"general_{metric}",
-                "judged": "judge_score"}[section]
-        for leaf, stats in summary.get("by_leaf", {}).items():
-            out[(leaf, name)] = stats.get(metric)
-        if len(summary.get("by_leaf", {})) > 1:
-            out[(ALL, name)] = summary.get("overall", {}).get(metric)
+        metrics = ({"judge_score": "mean_score"} if section == "judged" else
+                   {f"{section}_{summary.get('headline', 'acc')}": summary.get("headline", "acc"),
+                    f"{section}_margin": "margin"})
+        groups = dict(summary.get("by_leaf", {}))
+        if len(groups) > 1:
+            groups[ALL] = summary.get("overall", {})
+        for leaf, stats in groups.items():
+            for name, key in metrics.items():
+                if key in stats:
+                    out[(leaf, name)] = (stats[key], (stats.get("per_item") or {}).get(key, {}))
     return out
 
 
 def forgetting_rows(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows `{leaf, metric, before, after, delta}`; a leaf evaluated only on one side has a
-    None on the other and no delta."""
+    """Rows `{leaf, metric, before, after, delta, paired}`; `paired` is the change on the items
+    both models answered, with its 95 % interval and p-value (McNemar for accuracies). A leaf
+    evaluated only on one side has a None on the other and no delta."""
     b, a = _metrics(before), _metrics(after)
     keys = sorted(set(b) | set(a), key=lambda k: (k[1], k[0] == ALL, k[0]))
     rows = []
     for leaf, metric in keys:
-        x, y = b.get((leaf, metric)), a.get((leaf, metric))
+        (x, items_x), (y, items_y) = b.get((leaf, metric), (None, {})), a.get((leaf, metric), (None, {}))
+        common = sorted(set(items_x) & set(items_y))
+        paired = paired_delta([items_x[i] for i in common], [items_y[i] for i in common])
         rows.append({"leaf": leaf, "metric": metric, "before": x, "after": y,
-                     "delta": None if x is None or y is None else y - x})
+                     "delta": None if x is None or y is None else y - x, "paired": paired})
     return rows
 
 
@@ -53,16 +61,26 @@ def _fmt(value: float | None, signed: bool = False) -> str:
     return f"{value:+.3f}" if signed else f"{value:.3f}"
 
 
+def delta_text(row: dict[str, Any], tolerance: float = 0.0) -> str:
+    """The change with its interval, coloured only when the interval excludes zero: a delta
+    inside the noise is shown as such, not as a gain or a loss."""
+    paired, d = row.get("paired"), row["delta"]
+    if not paired:
+        return _fmt(d, True)
+    text = format_delta(paired, points=row["metric"].endswith(("acc", "acc_norm")))
+    direction = significant(paired)
+    if direction == 0 or abs(paired["delta"]) <= tolerance:
+        return text
+    return f"[{'green' if direction > 0 else 'red'}]{text}[/]"
+
+
 def forgetting_table(rows: Sequence[dict[str, Any]], before_label: str = "before",
                      after_label: str = "after", tolerance: float = 0.0) -> Table:
     """Gains green, losses (beyond `tolerance`) red."""
     table = Table(title=f"{before_label} -> {after_label}", title_justify="left")
     for name, justify in (("metric", "left"), ("leaf", "left"), (before_label, "right"),
-                          (after_label, "right"), ("delta", "right")):
+                          (after_label, "right"), ("delta [95 % CI], paired test", "right")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
     for r in rows:
-        d = r["delta"]
-        style = "" if d is None or abs(d) <= tolerance else ("green" if d > 0 else "red")
-        table.add_row(r["metric"], r["leaf"], _fmt(r["before"]), _fmt(r["after"]),
-                      f"[{style}]{_fmt(d, True)}[/]" if style else _fmt(d, True))
+        table.add_row(r["metric"], r["leaf"], _fmt(r["before"]), _fmt(r["after"]), delta_text(r, tolerance))
     return table

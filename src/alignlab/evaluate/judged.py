@@ -20,8 +20,9 @@ from typing import Any
 from alignlab.evaluate.config import JudgedSettings
 from alignlab.llm.types import Backend, GenerationParams, Request
 from alignlab.progress import progress_bar
-from alignlab.records import user_turn
+from alignlab.records import stable_id, user_turn
 from alignlab.sdg.judges import Comparison, JudgeSpec, compare, run_judge
+from alignlab.stats import mean_interval
 
 STEP = 16  # prompts per judge call, so the progress bar moves
 
@@ -37,6 +38,11 @@ def skill_prompts(taxonomy_root: str | Path, max_per_leaf: int = 20) -> list[Pro
              "context": seed.context.strip() if seed.context else None}
             for leaf in load_taxonomy(taxonomy_root) if leaf.kind in (FREEFORM_SKILL, GROUNDED_SKILL)
             for seed in leaf.seed_examples[:max_per_leaf]]
+
+
+def prompt_key(prompt: Prompt) -> str:
+    """Names a prompt across models (the same question may come with two contexts)."""
+    return stable_id(prompt["question"], prompt.get("context") or "")
 
 
 def user_message(prompt: Prompt) -> str:
@@ -75,9 +81,11 @@ def judge_answers(judge: Backend, prompts: Sequence[Prompt], answers: Sequence[s
 def judged_summary(rows: Sequence[dict[str, Any]], scale: tuple[int, int] = (1, 5)) -> dict[str, Any]:
     """Mean expected score per leaf and overall; unreadable grades are counted, not averaged."""
     def stats(group: Sequence[dict[str, Any]]) -> dict[str, Any]:
-        scores = [r["score"] for r in group if r["score"] is not None]
+        scored = [r for r in group if r["score"] is not None]
+        scores = [r["score"] for r in scored]
         return {"n": len(scores), "unscored": len(group) - len(scores),
-                "mean_score": mean(scores) if scores else None}
+                "mean_score": mean(scores) if scores else None, "mean_score_ci": mean_interval(scores),
+                "per_item": {"mean_score": {prompt_key(r): r["score"] for r in scored}}}
 
     by_leaf: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
@@ -121,5 +129,5 @@ def win_rate(p_a_better: Sequence[float | None], tie_band: float = 0.1) -> dict[
     wins = sum(p > 0.5 + tie_band for p in ps)
     losses = sum(p < 0.5 - tie_band for p in ps)
     return {"n": len(ps), "unparseable": len(p_a_better) - len(ps),
-            "win_rate": mean(ps) if ps else None,
+            "win_rate": mean(ps) if ps else None, "win_rate_ci": mean_interval(ps),
             "wins": wins, "ties": len(ps) - wins - losses, "losses": losses}

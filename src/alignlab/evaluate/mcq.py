@@ -36,6 +36,7 @@ from typing import Any
 from alignlab.errors import ConfigError
 from alignlab.llm.types import Backend, ScoreRequest
 from alignlab.progress import progress_bar
+from alignlab.stats import mean_interval, wilson
 from alignlab.taxonomy.leaf import HELDOUT_MCQ
 GENERAL_MCQ = Path(__file__).parent / "data" / "general_mcq.jsonl"
 LETTERS = "ABCDEFGHIJ"
@@ -186,14 +187,34 @@ def _result_row(item: MCQ, scores: Sequence[Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ aggregation
 
 
+def _margin(row: dict[str, Any]) -> float:
+    """How far the right option's log-likelihood lies above the best wrong one's (nats): the
+    knowledge a model has of an item as a continuous figure, which moves before the pick does."""
+    right = row["logprobs"][row["answer"]]
+    return right - max(lp for k, lp in enumerate(row["logprobs"]) if k != row["answer"])
+
+
+def _key(row: dict[str, Any]) -> str:
+    return f"{row['leaf']}/{row['id']}"
+
+
 def accuracy(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Accuracies with their 95 % (Wilson) intervals, the mean margin, and each item's outcome
+    under `per_item` so that two models can be compared on the same questions."""
     rows = list(rows)
     scored = [r for r in rows if r["error"] is None]
     n = len(scored)
+    correct = sum(r["correct"] for r in scored)
+    correct_norm = sum(r["correct_norm"] for r in scored)
+    margins = [_margin(r) for r in scored]
     return {"n": n, "failed": len(rows) - n,
-            "acc": sum(r["correct"] for r in scored) / n if n else None,
-            "acc_norm": sum(r["correct_norm"] for r in scored) / n if n else None,
-            "chance": sum(1 / len(r["choices"]) for r in scored) / n if n else None}
+            "acc": correct / n if n else None, "acc_ci": wilson(correct, n),
+            "acc_norm": correct_norm / n if n else None, "acc_norm_ci": wilson(correct_norm, n),
+            "margin": sum(margins) / n if n else None, "margin_ci": mean_interval(margins),
+            "chance": sum(1 / len(r["choices"]) for r in scored) / n if n else None,
+            "per_item": {"acc": {_key(r): int(r["correct"]) for r in scored},
+                         "acc_norm": {_key(r): int(r["correct_norm"]) for r in scored},
+                         "margin": {_key(r): m for r, m in zip(scored, margins)}}}
 
 
 def mcq_summary(rows: Sequence[dict[str, Any]], headline: str = "acc") -> dict[str, Any]:

@@ -10,7 +10,8 @@ what goes into each.
         - name: skills
           sources:
             - {select: {leaf_kind: [freeform_skill, grounded_skill, general]}}
-            - {phase: knowledge, ratio: 0.2}                   # replay: a fifth of phase 1's mix
+            - {phase: knowledge, ratio: 0.2}                   # replay: a fifth of phase 1's rows
+            - {phase: knowledge, token_ratio: 0.2}             # ... or of its tokens
             - {file: data/general.jsonl, count: 50}            # your own data, exactly 50 rows
 
 A source is exactly one of `select` (curated samples whose metadata match), `phase` (the mix
@@ -19,6 +20,12 @@ it). Its size is a `ratio` of what the source holds (rounded half up) or an exac
 two keys rather than one `size` so that `1` and `1.0` never mean different things. Asking for
 more than the source holds is an error unless `replace: true`, which repeats every row
 ⌊k/n⌋ times and draws the remaining k mod n without repeats.
+
+A replay buffer is better sized in tokens than in rows: a phase-1 row may be a short Q&A or a
+whole document chunk ten times longer, so "half the rows" can mean a tenth or nearly all of
+phase 1's tokens depending on the draw. `tokens: N` (or `token_ratio: r`, a share of the
+source's tokens) draws rows in a seeded order until their tokens, counted with the student's
+tokenizer, reach the budget.
 """
 
 from __future__ import annotations
@@ -61,6 +68,9 @@ class Source(Section):
     file: str | None = Field(None, description="JSONL of samples in messages format")
     ratio: float | None = Field(None, gt=0, description="share of what the source holds (default 1.0)")
     count: int | None = Field(None, ge=0, description="exact number of rows")
+    tokens: int | None = Field(None, ge=0, description="rows drawn until their tokens reach this many")
+    token_ratio: float | None = Field(None, gt=0, le=1,
+                                      description="rows drawn until their tokens reach this share of the source's")
     replace: bool = Field(False, description="allow more rows than the source holds (by repeating)")
 
     @model_validator(mode="after")
@@ -69,9 +79,20 @@ class Source(Section):
         if len(kinds) != 1:
             raise ConfigError(f"a source needs exactly one of select, phase, file; got "
                               f"{', '.join(kinds) or 'none'}")
-        if self.ratio is not None and self.count is not None:
-            raise ConfigError("give a source either ratio or count, not both")
+        sizes = [k for k in ("ratio", "count", "tokens", "token_ratio") if getattr(self, k) is not None]
+        if len(sizes) > 1:
+            raise ConfigError(f"give a source one size (ratio, count, tokens or token_ratio), not {' and '.join(sizes)}")
         return self
+
+    @property
+    def by_tokens(self) -> bool:
+        return self.tokens is not None or self.token_ratio is not None
+
+    def size_label(self) -> str:
+        for key in ("count", "tokens", "token_ratio", "ratio"):
+            if getattr(self, key) is not None:
+                return f"{key} {getattr(self, key)}"
+        return "ratio 1.0"
 
     @property
     def kind(self) -> str:

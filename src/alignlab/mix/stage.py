@@ -3,6 +3,8 @@
 Writes `runs/<name>/mix/`:
     <phase>.jsonl   rows in the InstructLab/TRL messages format (`id`, `messages`, `unmask`,
                     `metadata` with `source` and `phase` added), one file per phase in order
+    instructlab/    the same phases as InstructLab's training reads them
+                    (`knowledge_train_msgs_<name>.jsonl`, `skills_train_msgs_<name>.jsonl`)
     summary.json    rows and tokens per phase and source, rows per leaf
     manifest.json   written last; unchanged recipe, files, curated data and code skip the stage
 
@@ -22,6 +24,8 @@ from rich.table import Table
 import alignlab.mix
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
+from alignlab.mix import instructlab
+from alignlab.mix.instructlab import write_instructlab_phases
 from alignlab.mix.recipe import load_recipe
 from alignlab.mix.sampling import PhaseMix, mix_phases
 from alignlab.records import Sample
@@ -87,14 +91,16 @@ def mix(cfg: Config, force: bool = False) -> dict[str, Any]:
     if run.done and not force:
         return run.manifest
     curated = read_samples(finished_stage(cfg, "curate").file("samples.jsonl"))
-    phases = mix_phases(curated, resolved)
     count, counted_by = token_counter(cfg)
+    phases = mix_phases(curated, resolved, count)
     summary = summarise(phases, count, counted_by, resolved.seed)
     for stale in run.dir.path.glob("*.jsonl"):  # a phase renamed or removed since the last run
         if stale.stem not in {p.name for p in phases}:
             stale.unlink()
     for phase in phases:
         write_jsonl(run.dir.file(f"{phase.name}.jsonl"), phase.rows)
+    summary["instructlab_files"] = write_instructlab_phases(
+        run.dir.path / instructlab.FOLDER, {p.name: p.rows for p in phases}, cfg.name)
     write_json(run.dir.file("summary.json"), summary)
     return run.finish(summary)
 

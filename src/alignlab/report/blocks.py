@@ -98,6 +98,13 @@ def num(value: Any, digits: int = 3, cls: str = "") -> Cell:
     return Cell(fmt(value, digits), f"num {cls}".strip())
 
 
+def measured(value: float | None, ci: Any = None, cls: str = "", percent: bool = False) -> Cell:
+    """A figure followed by its 95 % interval."""
+    show = pct if percent else fmt
+    interval = "" if not ci or value is None else f" [{show(ci[0])}, {show(ci[1])}]"
+    return Cell(show(value) + interval, f"num {cls}".strip(), "95 % interval" if interval else "")
+
+
 def rate(value: float | None, cls: str = "") -> Cell:
     return Cell(pct(value), f"num {cls}".strip())
 

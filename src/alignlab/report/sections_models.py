@@ -9,9 +9,10 @@ from typing import Any
 
 from alignlab.evaluate.summary import ALL, result_rows
 from alignlab.report import plots
-from alignlab.report.blocks import (Cell, Heading, Section, Table, Text, delta, fmt, leaf, num, rate,
-                                    short_model, text, truncate)
+from alignlab.report.blocks import (Cell, Heading, Section, Table, Text, delta, fmt, leaf, measured, num,
+                                    rate, short_model, text, truncate)
 from alignlab.report.load import ALIGNED, RunData
+from alignlab.stats import format_delta, paired_delta, significant
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 
@@ -69,37 +70,73 @@ def training(run: RunData) -> Section:
 
 # ---------------------------------------------------------------- 7. evaluation
 
-def headline(result: dict[str, Any]) -> dict[str, float | None]:
-    """The few numbers that sum a model up: overall accuracies and the mean judged score."""
-    out: dict[str, float | None] = {}
+def headline(result: dict[str, Any]) -> dict[str, tuple[Any, Any, dict[str, float]]]:
+    """The few numbers that sum a model up: overall accuracies and the mean judged score, each
+    as (value, 95 % interval, {item: value}) so two models can be compared on the same items."""
+    out: dict[str, tuple[Any, Any, dict[str, float]]] = {}
+
+    def add(name: str, stats: dict[str, Any], key: str) -> None:
+        out[name] = (stats.get(key), stats.get(f"{key}_ci"), (stats.get("per_item") or {}).get(key) or {})
+
     for section, name in (("mcq", "knowledge MCQ"), ("general", "general MCQ")):
         if summary := result.get(section):
             metric = summary.get("headline", "acc")
-            out[f"{name} {metric}"] = (summary.get("overall") or {}).get(metric)
+            add(f"{name} {metric}", summary.get("overall") or {}, metric)
     if judged := result.get("judged"):
         scale = judged.get("scale") or [1, 5]
-        out[f"judged score {scale[0]}-{scale[1]}"] = (judged.get("overall") or {}).get("mean_score")
+        add(f"judged score {scale[0]}-{scale[1]}", judged.get("overall") or {}, "mean_score")
     for task, metrics in (result.get("lm_eval") or {}).items():
         for metric in ("acc", "acc_norm", "exact_match"):
             if metric in metrics:
-                out[f"{task} {metric}"] = metrics[metric]
+                out[f"{task} {metric}"] = (metrics[metric], None, {})
                 break
     return out
+
+
+def _paired_change(metric: str, before: tuple[Any, Any, dict[str, float]] | None,
+                   after: tuple[Any, Any, dict[str, float]] | None) -> Cell:
+    if before is None or after is None:
+        return delta(None)
+    common = sorted(set(before[2]) & set(after[2]))
+    paired = paired_delta([before[2][k] for k in common], [after[2][k] for k in common])
+    if paired is None:
+        a, b = before[0], after[0]
+        return delta(b - a if a is not None and b is not None else None)
+    return _change({"metric": metric.split()[-1], "paired": paired})
 
 
 def _results_table(results: dict[str, dict[str, Any]], caption: str) -> Table:
     per_model = {label: result_rows(r) for label, r in results.items()}
     keys = list(dict.fromkeys(k for rows in per_model.values() for k in rows))
     rows = [[text(metric), leaf(name) if name != ALL else text(name, "muted"),
-             *[num(r.get((metric, name))) for r in per_model.values()]] for metric, name in keys]
-    return Table(["metric", "leaf / task", *per_model], rows, caption=caption)
+             *[measured(*r.get((metric, name), (None, None))) for r in per_model.values()]]
+            for metric, name in keys]
+    return Table(["metric", "leaf / task", *per_model], rows, caption=f"{caption} (with 95 % intervals)")
+
+
+def _change(row: dict[str, Any]) -> Cell:
+    """The change, its interval and paired test; coloured only when the interval excludes zero."""
+    paired = row.get("paired")
+    if not paired:
+        return delta(row.get("delta"))
+    cls = {1: "gain", -1: "loss", 0: ""}[significant(paired)]
+    points = str(row.get("metric", "")).endswith(("acc", "acc_norm"))
+    return text(format_delta(paired, points=points), f"num nowrap {cls}".strip())
 
 
 def _forgetting_table(rows: list[dict[str, Any]], before: str, after: str) -> Table:
-    return Table(["metric", "leaf", before, after, "change"],
+    return Table(["metric", "leaf", before, after, "change [95 % CI], paired test"],
                  [[text(r.get("metric")), leaf(r.get("leaf") or "?") if r.get("leaf") != ALL else text(ALL, "muted"),
-                   num(r.get("before")), num(r.get("after")), delta(r.get("delta"))] for r in rows],
-                 caption=f"{before} → {after} (gains green, losses red)")
+                   num(r.get("before")), num(r.get("after")), _change(r)] for r in rows],
+                 caption=f"{before} → {after} on the same items (green: a gain whose 95 % interval lies above zero, "
+                         f"red: a loss below it; a change whose interval crosses zero is not coloured)")
+
+
+def _win_rate_cell(s: dict[str, Any]) -> Cell:
+    """Coloured when the win rate's interval excludes 0.5 (a real preference, not a coin)."""
+    ci = s.get("win_rate_ci")
+    cls = "" if not ci else "gain" if ci[0] > 0.5 else "loss" if ci[1] < 0.5 else ""
+    return measured(s.get("win_rate"), ci, cls, percent=True)
 
 
 def _win_rates(comparisons: list[dict[str, Any]]) -> Table | None:
@@ -113,12 +150,12 @@ def _win_rates(comparisons: list[dict[str, Any]]) -> Table | None:
             rows.append([text(f"{a} vs {b}", "nowrap"), leaf(name) if name != ALL else text(ALL, "muted"),
                          num(s.get("n")), num(s.get("wins")), num(s.get("ties")), num(s.get("losses")),
                          num(s.get("unparseable")),
-                         rate(s.get("win_rate"), "gain" if wins > losses else "loss" if losses > wins else "")])
+                         _win_rate_cell(s)])
     if not rows:
         return None
     return Table(["comparison", "leaf", "prompts", "wins", "ties", "losses", "unparseable", "win rate"], rows,
-                 caption="Pairwise win rate judged by the teacher (both answer orders asked; green when wins outnumber "
-                         "losses, red when losses do)")
+                 caption="Pairwise win rate judged by the teacher (both answer orders asked; green when the 95 % "
+                         "interval lies above 0.5, red when below)")
 
 
 def evaluation(run: RunData) -> Section:
@@ -263,15 +300,16 @@ def final(run: RunData) -> Section:
     first, last = labels[0], labels[-1]
     rows = []
     for metric in metrics:
-        values = [per_model[label].get(metric) for label in per_model]
-        a, b = per_model[first].get(metric), per_model[last].get(metric)
-        rows.append([text(metric), *[num(v) for v in values],
-                     delta(b - a if a is not None and b is not None else None)])
+        cells = [measured(*per_model[label][metric][:2]) if metric in per_model[label] else measured(None)
+                 for label in per_model]
+        rows.append([text(metric), *cells,
+                     _paired_change(metric, per_model[first].get(metric), per_model[last].get(metric))])
+    values = {m: [(per_model[label].get(m) or (None,))[0] for label in per_model] for m in metrics}
     section = Section("final", title, [
-        Table(["metric", *per_model, f"{first} → {last}"], rows,
-              caption="Headline metrics (overall); the middle model is the last SFT phase's selected checkpoint"),
-        plots.grouped_bars(list(per_model), {m: [per_model[label].get(m) for label in per_model] for m in metrics},
-                           "Headline metrics of each model")])
+        Table(["metric", *per_model, f"{first} → {last} [95 % CI], paired test"], rows,
+              caption="Headline metrics (overall) with 95 % intervals; the middle model is the last SFT phase's "
+                      "selected checkpoint"),
+        plots.grouped_bars(list(per_model), values, "Headline metrics of each model")])
     if run.eval_aligned is None:
         section.blocks.append(Text("The aligned model has not been evaluated yet (the eval-aligned stage): "
                                    "shown is base → SFT only.", "note"))

@@ -29,7 +29,7 @@ def plan(leaf: Leaf, chunks: Sequence[Chunk], qa_per_chunk: int) -> list[Candida
     return [Candidate(leaf=leaf.path, leaf_kind="knowledge", generator=GENERATOR,
                       order=(chunk.source, chunk.index, k), context=chunk.text,
                       lineage={"chunk_id": chunk.id, "chunk_index": chunk.index,
-                               "document": chunk.source, "sample_index": k})
+                               "document": chunk.source, "sample_index": k, "leaf_version": leaf.version})
             for chunk in chunks for k in range(qa_per_chunk)]
 
 
@@ -40,7 +40,8 @@ def chunk_samples(leaf: Leaf, chunks: Sequence[Chunk]) -> list[Sample]:
                    messages=[{"role": "user", "content": prompt},
                              {"role": "assistant", "content": chunk.text}],
                    unmask=True,
-                   metadata={"leaf": leaf.path, "leaf_kind": "knowledge", "generator": CHUNK_GENERATOR,
+                   metadata={"leaf": leaf.path, "leaf_kind": "knowledge", "leaf_version": leaf.version,
+                             "generator": CHUNK_GENERATOR,
                              "chunk_id": chunk.id, "chunk_index": chunk.index, "document": chunk.source,
                              "stage": "generate"})
             for chunk in chunks]
@@ -52,7 +53,8 @@ def seed_samples(leaf: Leaf) -> list[Sample]:
     return [Sample(id=stable_id(leaf.path, SEED_GENERATOR, seed.index, k),
                    messages=[{"role": "user", "content": qa.question},
                              {"role": "assistant", "content": qa.answer}],
-                   metadata={"leaf": leaf.path, "leaf_kind": "knowledge", "generator": SEED_GENERATOR,
+                   metadata={"leaf": leaf.path, "leaf_kind": "knowledge", "leaf_version": leaf.version,
+                             "generator": SEED_GENERATOR,
                              "seed_index": seed.index, "qa_index": k, "stage": "generate"})
             for seed in leaf.seed_examples for k, qa in enumerate(seed.questions_and_answers)]
 

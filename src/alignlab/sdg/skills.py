@@ -24,7 +24,7 @@ FREEFORM, GROUNDED = "freeform", "grounded"
 def plan(leaf: Leaf, samples_per_seed: int) -> list[Candidate]:
     generator = GROUNDED if leaf.kind == "grounded_skill" else FREEFORM
     return [Candidate(leaf=leaf.path, leaf_kind=leaf.kind, generator=generator, order=(seed.index, k),
-                      lineage={"seed_index": seed.index, "sample_index": k})
+                      lineage={"seed_index": seed.index, "sample_index": k, "leaf_version": leaf.version})
             for seed in leaf.seed_examples for k in range(samples_per_seed)]
 
 

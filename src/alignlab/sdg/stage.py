@@ -32,7 +32,7 @@ from alignlab.sdg.steps import GenContext, cap_step
 from alignlab.stage import start_stage
 from alignlab.store import read_jsonl, tree_fingerprint, write_jsonl
 from alignlab.tally import Tally, counts_table
-from alignlab.taxonomy import Leaf, load_taxonomy, read_documents
+from alignlab.taxonomy import Document, DocumentError, Leaf, load_taxonomy, resolve_documents
 from alignlab.taxonomy.chunking import Chunk, chunk_text
 
 
@@ -61,7 +61,7 @@ def magpie_enabled(cfg: Config) -> bool:
 
 
 def select_leaves(cfg: Config, pattern: str | None) -> list[Leaf]:
-    leaves = load_taxonomy(cfg.taxonomy_path)  # raises with every problem, before any teacher call
+    leaves = load_taxonomy(cfg.taxonomy_path)  # raises with every error, before any teacher call
     if pattern:
         leaves = [lf for lf in leaves if fnmatch.fnmatch(lf.path, pattern) or lf.path.startswith(pattern.rstrip("/*"))]
         if not leaves:
@@ -69,13 +69,29 @@ def select_leaves(cfg: Config, pattern: str | None) -> list[Leaf]:
     return leaves
 
 
-def plan(cfg: Config, leaves: list[Leaf], count_tokens: Any, with_magpie: bool) -> Plan:
+def leaf_documents(leaves: list[Leaf]) -> tuple[dict[str, list[Document]], dict[str, str]]:
+    """Every knowledge leaf's documents (remote repositories cloned now, into $ALIGNLAB_HOME/repos),
+    read before any teacher call; a leaf whose documents cannot be read fails alone, with why."""
+    documents, failed = {}, {}
+    for leaf in leaves:
+        if leaf.kind != "knowledge":
+            continue
+        found, problems = resolve_documents(leaf)
+        if problems:
+            failed[leaf.path] = "\n".join(map(str, problems))
+        else:
+            documents[leaf.path] = found
+    return documents, failed
+
+
+def plan(cfg: Config, leaves: list[Leaf], documents: dict[str, list[Document]], count_tokens: Any,
+         with_magpie: bool) -> Plan:
     s = cfg.generate
     chunks: dict[str, list[Chunk]] = {}
     candidates: list[Candidate] = []
     for leaf in leaves:
         if leaf.kind == "knowledge":
-            chunks[leaf.path] = [c for doc in read_documents(leaf)
+            chunks[leaf.path] = [c for doc in documents[leaf.path]
                                  for c in chunk_text(doc.text, doc.path, count_tokens, s.chunk_tokens, s.chunk_overlap)]
             candidates += knowledge.plan(leaf, chunks[leaf.path], s.qa_per_chunk)
         else:
@@ -106,8 +122,10 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
                       inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path)})
     if run.done and not force:
         return run.manifest
+    documents, failed = leaf_documents(leaves)
+    leaves = [leaf for leaf in leaves if leaf.path not in failed]
     teacher, judge = models or open_models(cfg)
-    work = plan(cfg, leaves, teacher.count_tokens, magpie_enabled(cfg))
+    work = plan(cfg, leaves, documents, teacher.count_tokens, magpie_enabled(cfg))
     # Teacher and judge are often one model: count its time once, and only this stage's share.
     models = list({id(getattr(b, "backend", b)): b for b in (teacher, judge)}.values())
     busy_before = sum(b.stats.seconds for b in models)
@@ -138,6 +156,12 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
                   wall_seconds=round(wall, 2),
                   teacher_seconds=round(busy, 2), teacher_utilisation=round(busy / wall, 3) if wall else None,
                   teacher_tokens=teacher.stats.completion_tokens - tokens_before)
+    if failed:
+        # The other leaves' samples are written and their teacher replies cached; without a
+        # manifest the stage runs again once the documents can be read, asking nothing twice.
+        raise DocumentError(f"generate wrote {len(samples)} samples for the other leaves, but "
+                            f"{len(failed)} knowledge leaf(s) failed before any teacher call:\n"
+                            + "\n".join(failed.values()) + "\nfix their document: and run generate again")
     return run.finish(counts)
 
 

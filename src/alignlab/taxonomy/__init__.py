@@ -3,7 +3,7 @@
     from alignlab.taxonomy import load_taxonomy, read_documents, validate_taxonomy, diff_taxonomy
 
     leaves = load_taxonomy("taxonomy")                  # list[Leaf]; raises TaxonomyInvalid
-    problems = validate_taxonomy("taxonomy")            # list[Problem]: path:line:col: message
+    problems = validate_taxonomy("taxonomy")            # list[Problem]: errors (InstructLab) and warnings
     docs = read_documents(leaf)                         # list[Document] of a knowledge leaf
     changed = diff_taxonomy("taxonomy", base="origin/main").changed_leaves
 """

@@ -172,8 +172,9 @@ def clone_repo(url: str, commit: str | None = None) -> Path:
                 out = run_git(None, "clone", "--quiet", "--mirror", url, str(scratch / "repo"))
                 if out.returncode:
                     raise _Issue(("document", "repo"), (
-                        f"cannot clone {url}: {last_line(out.stderr)}. Check the URL and the network, "
-                        f"or point document.repo at a local copy"))
+                        f"cannot clone {url} (for commit {commit or 'HEAD'}): {last_line(out.stderr)}. "
+                        f"Check the URL and the network, or clone it yourself and point document.repo "
+                        f"at the local clone (a path, relative to the leaf's folder)"))
                 os.replace(scratch / "repo", target)
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)

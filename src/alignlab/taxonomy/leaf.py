@@ -7,7 +7,7 @@ grounded skills when their seed examples carry a `context`, freeform skills othe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from alignlab.yamlpos import PositionedYaml
@@ -90,20 +90,36 @@ class Leaf:
         return self.yaml.where(keys)
 
 
+ERROR, WARNING = "error", "warning"
+
+
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a taxonomy, printed as `path:line:col: message`."""
+    """One thing wrong with a taxonomy, printed as `path:line:col: message`, or
+    `path:line:col: warning: message` for what InstructLab accepts but alignlab would point out."""
 
     path: Path
     line: int
     col: int
     message: str
     leaf: str | None = None  # the leaf's path, when the problem belongs to one
+    severity: str = ERROR  # ERROR | WARNING
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == ERROR
+
+    def as_error(self) -> Problem:
+        """The same problem, counted as an error (`--strict`)."""
+        return replace(self, severity=ERROR)
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}:{self.col}: {self.message}"
+        prefix = "" if self.is_error else "warning: "
+        return f"{self.path}:{self.line}:{self.col}: {prefix}{self.message}"
 
 
-def problem_at(doc: PositionedYaml, keys: tuple | list, message: str, leaf: str | None) -> Problem:
+def problem_at(doc: PositionedYaml, keys: tuple | list, message: str, leaf: str | None,
+               severity: str = WARNING) -> Problem:
+    """A problem at a key; alignlab's own checks are warnings unless they say otherwise."""
     line, col = doc.loc(keys)
-    return Problem(doc.path, line, col, message, leaf)
+    return Problem(doc.path, line, col, message, leaf, severity)

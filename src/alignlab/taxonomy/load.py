@@ -1,11 +1,11 @@
 """Read an InstructLab taxonomy tree, unchanged, into `Leaf` records.
 
 Every qna.yaml under the root is a leaf (folders starting with "." are skipped). Reading a
-leaf checks it on the way: the bytes (empty, not UTF-8), the YAML (syntax, duplicate keys),
-the folder it sits in, the instructlab-schema format, and our own checks; every problem found
-is returned, each with the line and column of the key or item at fault.
+leaf checks it on the way: InstructLab's own parser gives the verdict (its schema version,
+its lint, its schemas), alignlab places each of its findings at the key at fault and adds its
+own checks as warnings (duplicate keys and questions, seed length, folder, mixed seeds).
 
-    leaves = load_taxonomy("taxonomy")          # raises TaxonomyInvalid listing every problem
+    leaves = load_taxonomy("taxonomy")          # raises TaxonomyInvalid listing every error
     leaves, problems = scan_taxonomy("taxonomy")  # best effort: valid leaves plus problems
 """
 
@@ -17,9 +17,10 @@ from alignlab.taxonomy import checks
 from alignlab.taxonomy.errors import TaxonomyError, TaxonomyInvalid
 from alignlab.taxonomy.leaf import (
     FREEFORM_SKILL, GROUNDED_SKILL, KIND_FOLDERS, KNOWLEDGE, QA, DocumentSettings, Leaf, Problem,
-    SeedExample,
+    SeedExample, problem_at,
 )
-from alignlab.taxonomy.schema import key_label, schema_problems
+from alignlab.taxonomy.instructlab import exception_place, instructlab_verdict
+from alignlab.taxonomy.schema import key_label, verdict_problems
 from alignlab.yamlpos import PositionedYaml, YamlSyntaxError, load_yaml
 
 QNA = "qna.yaml"
@@ -35,9 +36,9 @@ def find_qna_files(root: str | Path) -> list[Path]:
                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
-def scan_taxonomy(root: str | Path, *, max_seed_tokens: int | None = checks.DEFAULT_MAX_SEED_TOKENS,
+def scan_taxonomy(root: str | Path, *, max_seed_tokens: int | checks.SeedBudget | None = checks.DEFAULT_SEED_BUDGET,
                   count_tokens: checks.TokenCounter | None = None) -> tuple[list[Leaf], list[Problem]]:
-    """Read every leaf: the ones that follow the format, and every problem found in any."""
+    """Read every leaf: the ones InstructLab accepts, and every problem (error or warning) in any."""
     root = Path(root)
     files = find_qna_files(root)
     if not files:
@@ -52,47 +53,76 @@ def scan_taxonomy(root: str | Path, *, max_seed_tokens: int | None = checks.DEFA
 
 
 def load_taxonomy(root: str | Path, **options) -> list[Leaf]:
-    """Every leaf of the tree; raises `TaxonomyInvalid` if any qna.yaml has a problem.
-    Documents are not read here: `read_documents(leaf)` does that."""
+    """Every leaf of the tree; raises `TaxonomyInvalid` if InstructLab rejects any qna.yaml
+    (warnings do not stop it). Documents are not read here: `read_documents(leaf)` does that."""
     leaves, problems = scan_taxonomy(root, **options)
-    if problems:
-        raise TaxonomyInvalid(problems)
+    if errors := [p for p in problems if p.is_error]:
+        raise TaxonomyInvalid(errors)
     return leaves
 
 
-def read_leaf(root: Path, qna_path: Path, *, max_seed_tokens: int | None = checks.DEFAULT_MAX_SEED_TOKENS,
+def read_leaf(root: Path, qna_path: Path, *,
+              max_seed_tokens: int | checks.SeedBudget | None = checks.DEFAULT_SEED_BUDGET,
               count_tokens: checks.TokenCounter | None = None) -> tuple[Leaf | None, list[Problem]]:
-    """One leaf and its problems; the leaf is None when the file does not follow the format."""
+    """One leaf and its problems. InstructLab's parser gives the verdict; the leaf is None when
+    it rejects the file (or the file holds nothing), and alignlab's own checks add warnings."""
     name = qna_path.parent.relative_to(root).as_posix()
+    verdict = instructlab_verdict(qna_path)
     text, problem = read_text(qna_path, name)
-    if problem:
-        return None, [problem]
-    try:
-        doc = load_yaml(qna_path, text)
-    except YamlSyntaxError as e:
-        return None, [Problem(qna_path, e.line, e.col, e.message, name)]
-    if doc.data is None:
-        return None, [Problem(qna_path, 1, 1, f"{QNA} holds only comments", name)]
+    doc = None
+    if problem is None:
+        try:
+            doc = load_yaml(qna_path, text)
+        except YamlSyntaxError as e:
+            problem = Problem(qna_path, e.line, e.col, e.message, name)
+    if verdict.exception is not None:  # InstructLab could not read the file at all
+        return None, [problem or _unreadable(qna_path, name, verdict.exception)]
+    if doc is None:  # an empty file: InstructLab skips it with a warning, as we do
+        return None, verdict_problems(verdict, None, qna_path, name, "compositional_skills")
 
-    problems = [Problem(qna_path, line, col, f"duplicate key {keys[-1]!r} in {key_label(keys[:-1])} "
-                                              f"(only the last one would be read)", name)
-                for keys, (line, col) in doc.duplicate_keys]
     tree = name.split("/", 1)[0]
-    if tree not in KIND_FOLDERS:
-        problems.append(Problem(qna_path, 1, 1, f"{tree!r} is not a taxonomy folder: leaves live under "
-                                                f"{', '.join(f + '/' for f in KIND_FOLDERS)}", name))
-        guessed = "knowledge" if isinstance(doc.data, dict) and "document" in doc.data else "compositional_skills"
-        return None, problems + schema_problems(doc, guessed, name)
+    schema_name = schema_for(tree, doc.data)
+    problems = verdict_problems(verdict, doc, qna_path, name, schema_name)
+    problems += _own_checks(doc, name, tree, schema_name, max_seed_tokens, count_tokens,
+                            lines_reported={p.line for p in problems})
+    problems.sort(key=lambda p: (p.line, p.col))
+    if not verdict.valid or not isinstance(doc.data, dict):
+        return None, problems
+    return leaf_from_yaml(name, schema_name, doc, verdict.version), problems
 
-    format_problems = schema_problems(doc, tree, name)
-    problems += format_problems
+
+def schema_for(tree: str, data: object) -> str:
+    """The schema InstructLab checks a file against: its top folder's, or, outside the two
+    folders it knows (foundational_skills too), knowledge when the file has a `document`."""
+    if tree in ("knowledge", "compositional_skills"):
+        return tree
+    return "knowledge" if isinstance(data, dict) and "document" in data else "compositional_skills"
+
+
+def _own_checks(doc: PositionedYaml, name: str, tree: str, schema_name: str,
+                max_seed_tokens: int | checks.SeedBudget | None, count_tokens: checks.TokenCounter | None,
+                lines_reported: set[int]) -> list[Problem]:
+    """alignlab's warnings; a duplicate key yamllint already reported (version 2 and later)
+    is not said twice."""
+    problems = [problem_at(doc, keys, f"duplicate key {keys[-1]!r} in {key_label(keys[:-1])} "
+                                      f"(only the last one is read)", name)
+                for keys, (line, _) in doc.duplicate_keys if line not in lines_reported]
+    if tree not in KIND_FOLDERS:
+        problems.append(problem_at(doc, (), f"{tree!r} is not a taxonomy folder: leaves live under "
+                                            f"{', '.join(f + '/' for f in KIND_FOLDERS)}; read as "
+                                            f"{schema_name.replace('_', ' ')}", name))
+    if not isinstance(doc.data, dict):
+        return problems
     problems += checks.duplicate_questions(doc, name)
     problems += checks.long_seeds(doc, name, max_seed_tokens, count_tokens)
-    if tree != "knowledge":
+    if schema_name != "knowledge":
         problems += checks.mixed_contexts(doc, name)
-    problems.sort(key=lambda p: (p.line, p.col))
-    leaf = None if format_problems else leaf_from_yaml(name, tree, doc)
-    return leaf, problems
+    return problems
+
+
+def _unreadable(qna_path: Path, name: str, exception: BaseException) -> Problem:
+    line, col = exception_place(exception) or (1, 1)
+    return Problem(qna_path, line, col, f"InstructLab cannot read the file: {exception}", name)
 
 
 def read_text(path: Path, leaf: str | None) -> tuple[str, Problem | None]:
@@ -112,8 +142,8 @@ def read_text(path: Path, leaf: str | None) -> tuple[str, Problem | None]:
                                             f"save the file as UTF-8", leaf)
 
 
-def leaf_from_yaml(name: str, tree: str, doc: PositionedYaml) -> Leaf:
-    """Build the record from a file that passed the schema."""
+def leaf_from_yaml(name: str, schema_name: str, doc: PositionedYaml, version: int) -> Leaf:
+    """Build the record from a file InstructLab accepted, at the schema version it used."""
     data = doc.data
     seeds = []
     for i, item in enumerate(data["seed_examples"]):
@@ -126,15 +156,15 @@ def leaf_from_yaml(name: str, tree: str, doc: PositionedYaml) -> Leaf:
             index=i, line=doc.loc(("seed_examples", i))[0], context=item.get("context"),
             questions_and_answers=tuple(QA(qa["question"], qa["answer"], doc.loc(keys)[0])
                                         for qa, keys in qas)))
-    if tree == "knowledge":
+    if schema_name == "knowledge":
         kind = KNOWLEDGE
     else:
         kind = GROUNDED_SKILL if any(s.context is not None for s in seeds) else FREEFORM_SKILL
     document = data.get("document")
     folder = doc.path.parent
     return Leaf(
-        path=name, kind=kind, qna_path=doc.path, version=data["version"],
-        created_by=data["created_by"], task_description=data.get("task_description", ""),
+        path=name, kind=kind, qna_path=doc.path, version=version,
+        created_by=data["created_by"], task_description=data.get("task_description") or "",
         domain=data.get("domain"), seed_examples=seeds,
         document=DocumentSettings(document["repo"], str(document["commit"]), tuple(document["patterns"]))
         if document else None,

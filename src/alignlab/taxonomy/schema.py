@@ -1,48 +1,30 @@
-"""The qna.yaml format, checked with instructlab-schema's own JSON schemas.
+"""InstructLab's findings on a qna.yaml, in alignlab's words and at the key they are about.
 
-The schema files `$ref` each other (`./version.json`), so they are served to jsonschema
-through a `referencing` registry that reads them from the installed package. The schema for a
-file is picked by its `version` key and its top folder (foundational skills use the
-compositional skills schema, as InstructLab does).
+The verdict is InstructLab's (see `instructlab.py`); this module only says each finding the
+way the rest of alignlab speaks (`seed_examples[2]: must not be empty`) and places it at the
+line and column of the key at fault, which InstructLab can only give when `yq` is installed.
+A message this module does not recognise is passed on as InstructLab wrote it.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from pathlib import PurePosixPath
+import re
+from pathlib import Path
 from typing import Any
 
 from instructlab.schema import schema_base, schema_versions
-from jsonschema import Draft202012Validator, ValidationError
-from jsonschema.validators import validator_for
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
-from alignlab.taxonomy.leaf import Problem, problem_at
+from alignlab.taxonomy.instructlab import Finding, Verdict
+from alignlab.taxonomy.leaf import Problem
 from alignlab.yamlpos import PositionedYaml
 
-# Lists whose repeated items `checks.duplicate_questions` reports by question, more precisely.
-_UNIQUE_CHECKED_ELSEWHERE = ("seed_examples", "questions_and_answers")
+_INDEX = re.compile(r"\[(\d+)\]")
+_QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'")
 
 
 def known_versions() -> list[int]:
     return [int(v.name[1:]) for v in schema_versions()]
-
-
-@functools.lru_cache
-def _resource(version: int, uri: str) -> Resource:
-    path = PurePosixPath(f"v{version}", uri.removeprefix("./"))
-    contents = json.loads(schema_base().joinpath(str(path)).read_text(encoding="utf-8"))
-    return Resource.from_contents(contents, default_specification=DRAFT202012)
-
-
-@functools.lru_cache
-def _validator(version: int, schema_name: str) -> Draft202012Validator:
-    schema = _resource(version, f"{schema_name}.json").contents
-    registry = Registry(retrieve=functools.partial(_resource, version))
-    cls = validator_for(schema, default=Draft202012Validator)
-    return cls(schema, registry=registry)
 
 
 def key_label(keys: tuple | list) -> str:
@@ -53,66 +35,109 @@ def key_label(keys: tuple | list) -> str:
     return out or "top level"
 
 
-def schema_problems(doc: PositionedYaml, tree: str, leaf: str | None) -> list[Problem]:
-    """Every way `doc` breaks the instructlab-schema for its `version` and tree."""
-    data = doc.data
-    schema_name = "knowledge" if tree == "knowledge" else "compositional_skills"
-    versions = known_versions()
-    version = data.get("version") if isinstance(data, dict) else None
-    if not isinstance(version, int) or isinstance(version, bool) or version not in versions:
-        # The newest schema reports a missing or unknown version against its own `const`.
-        version = versions[-1]
-    schema = _resource(version, f"{schema_name}.json").contents
-    if schema.get("deprecated"):
-        return [problem_at(doc, ("version",), f"version {version}: {schema.get('description')}", leaf)]
-    problems, missing = [], {}
-    for error in _validator(version, schema_name).iter_errors(data):
-        if error.validator == "required":  # one line per object listing all its missing keys
-            missing.setdefault(tuple(error.absolute_path), []).append(error.message.split("'")[1])
+def yaml_path_keys(yaml_path: str) -> tuple:
+    """".seed_examples[2].answer" (a JSON path as InstructLab prints it) -> ("seed_examples", 2, "answer")."""
+    keys: list[Any] = []
+    for part in yaml_path.strip(".").split("."):
+        if not part:
             continue
-        problems += [problem_at(doc, keys, message, leaf) for keys, message in _describe(error, version)]
-    for keys, names in missing.items():
-        where = f" in {key_label(keys)}" if keys else ""
-        plural = "s" if len(names) > 1 else ""
-        problems.append(problem_at(doc, keys, f"missing required key{plural} "
-                                              f"{', '.join(map(repr, sorted(names)))}{where}", leaf))
-    # The `$ref`ed version schema repeats some checks (type: object); report each once.
-    return sorted(set(problems), key=lambda p: (p.line, p.col, p.message))
+        name, _, _ = part.partition("[")
+        if name:
+            keys.append(name)
+        keys += [int(i) for i in _INDEX.findall(part)]
+    return tuple(keys)
 
 
-def _describe(error: ValidationError, version: int) -> list[tuple[tuple, str]]:
-    """Where an error points and what it says; nothing for what our own checks report."""
-    keys = tuple(error.absolute_path)
+def verdict_problems(verdict: Verdict, doc: PositionedYaml | None, qna_path: Path, leaf: str | None,
+                     schema_name: str) -> list[Problem]:
+    """One problem per thing InstructLab reported (an unknown-keys error becomes one per key)."""
+    problems = []
+    for finding in verdict.findings:
+        problems += _problems(finding, verdict.version, doc, qna_path, leaf, schema_name)
+    return problems
+
+
+def _problems(finding: Finding, version: int, doc: PositionedYaml | None, qna_path: Path,
+              leaf: str | None, schema_name: str) -> list[Problem]:
+    keys = yaml_path_keys(finding.yaml_path) if finding.yaml_path else ()
+    if finding.yaml_path is not None:  # a schema error
+        said = _reworded(finding.message, keys, version, doc, schema_name)
+    elif finding.line is not None:  # yamllint, which always gives its place
+        said = [((), f"YAML lint: {finding.message}")]
+    elif "not supported for knowledge" in finding.message or "Cannot load schema file" in finding.message:
+        said = [(("version",), _version_message(finding.message, version))]
+    else:
+        said = [((), finding.message)]
+    out = []
+    for where, message in said:
+        line, col = doc.loc(where) if doc is not None else (1, 1)
+        if finding.line is not None:  # InstructLab's own line wins; our column only where they agree
+            line, col = finding.line, finding.col or (col if finding.line == line else 1)
+        out.append(Problem(qna_path, line, col, message, leaf, finding.severity))
+    return out
+
+
+def _version_message(message: str, version: int) -> str:
+    if "Cannot load schema file" in message:
+        return (f"version {version} is not a schema version instructlab-schema knows "
+                f"({', '.join(map(str, known_versions()))})")
+    return message
+
+
+def _reworded(message: str, keys: tuple, version: int, doc: PositionedYaml | None,
+              schema_name: str) -> list[tuple[tuple, str]]:
+    """jsonschema's sentences, said the alignlab way, each at the key it is about."""
     label = key_label(keys)
-    kind, expected = error.validator, error.validator_value
-    if kind in ("unevaluatedProperties", "additionalProperties") and isinstance(error.instance, dict):
-        # Keys declared by a `$ref`ed schema (version.json's `version`) are allowed too.
-        known = list(error.schema.get("properties", {}))
-        if "$ref" in error.schema:
-            known = list(_resource(version, error.schema["$ref"]).contents.get("properties", {})) + known
-        where = f" in {label}" if keys else ""
-        return [(keys + (key,), f"unknown key {key!r}{where}; allowed: {', '.join(known)}")
-                for key in error.instance if key not in known]
-    if kind == "minItems":
-        return [(keys, f"{label}: needs at least {expected} items, has {len(error.instance)}")]
-    if kind == "minLength":
+    value = _value_at(doc.data, keys) if doc is not None else None
+    where = f" in {label}" if keys else ""
+    if m := re.search(r"'([^']+)' is a required property$", message):
+        return [(keys, f"missing required key {m.group(1)!r}{where}")]
+    if m := re.fullmatch(r"Value must have at least (\d+) items", message):
+        has = f", has {len(value)}" if isinstance(value, list) else ""
+        return [(keys, f"{label}: needs at least {m.group(1)} items{has} (schema version {version})")]
+    if message.endswith("should be non-empty"):
         return [(keys, f"{label}: must not be empty")]
-    if kind == "uniqueItems":
-        if keys and keys[-1] in _UNIQUE_CHECKED_ELSEWHERE:
-            return []
-        return [(keys, f"{label}: items must be unique")]
-    if kind == "type":
-        return [(keys, f"{label}: must be {_article(expected)}, got {_yaml_type(error.instance)}")]
-    if kind == "const":
-        return [(keys, f"{label}: must be {expected!r}, got {error.instance!r}")]
-    return [(keys, f"{label}: {error.message[-200:]}")]
+    if m := re.search(r"is not of type (.+)$", message):
+        expected = " or ".join(_article(t) for t in _QUOTED.findall(m.group(1)))
+        return [(keys, f"{label}: must be {expected}, got {_yaml_type(value)}")]
+    if m := re.search(r"^(.+) was expected$", message):
+        return [(keys, f"{label}: must be {m.group(1)}, got {value!r}")]
+    if m := re.search(r"properties are not allowed \((.+) (?:was|were) unexpected\)$", message):
+        allowed = ", ".join(allowed_keys(version, schema_name, keys))
+        return [(keys + (key,), f"unknown key {key!r}{where}; allowed: {allowed}")
+                for key in _QUOTED.findall(m.group(1))]
+    if message.endswith("has non-unique elements"):
+        return [(keys, f"{label}: two items are identical; remove one")]
+    return [(keys, f"{label}: {message}")]
 
 
-def _article(expected: Any) -> str:
+def allowed_keys(version: int, schema_name: str, keys: tuple) -> list[str]:
+    """The keys the schema declares for the object at `keys` (its `$ref`ed `version` included)."""
+    node = _schema(version, f"{schema_name}.json")
+    for key in keys:
+        node = node.get("items", {}) if isinstance(key, int) else node.get("properties", {}).get(key, {})
+    names = list(node.get("properties", {}))
+    if "$ref" in node:
+        names = list(_schema(version, node["$ref"]).get("properties", {})) + names
+    return names
+
+
+def _schema(version: int, name: str) -> dict:
+    return json.loads(schema_base().joinpath(f"v{version}", name.removeprefix("./")).read_text(encoding="utf-8"))
+
+
+def _value_at(data: Any, keys: tuple) -> Any:
+    for key in keys:
+        try:
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data
+
+
+def _article(expected: str) -> str:
     names = {"object": "a mapping", "array": "a list", "string": "a string", "integer": "an integer"}
-    if isinstance(expected, list):
-        return " or ".join(names.get(e, e) for e in expected)
-    return names.get(expected, str(expected))
+    return names.get(expected, expected)
 
 
 def _yaml_type(value: Any) -> str:

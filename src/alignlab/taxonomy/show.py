@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 from rich.markup import escape
 from rich.tree import Tree
 
 from alignlab.taxonomy.leaf import KNOWLEDGE, Leaf, Problem
+from alignlab.taxonomy.validate import count_problems
 
 _STYLE = {"knowledge": "green", "freeform_skill": "cyan", "grounded_skill": "magenta"}
 
@@ -28,11 +28,15 @@ def leaf_label(leaf: Leaf) -> str:
 
 
 def taxonomy_tree(root: str | Path, leaves: list[Leaf], problems: list[Problem]) -> Tree:
-    """Folders nest as in the tree; a leaf that failed to load shows its problem count."""
+    """Folders nest as in the tree; a leaf shows its errors and warnings, and one InstructLab
+    rejects (or that holds nothing) shows as invalid."""
     labels = {leaf.path: leaf_label(leaf) for leaf in leaves}
-    broken = Counter(p.leaf for p in problems if p.leaf)
-    for path, count in broken.items():
-        note = f"[red]{count} problem{'s' if count != 1 else ''}[/]"
+    by_leaf: dict[str, list[Problem]] = {}
+    for p in problems:
+        if p.leaf:
+            by_leaf.setdefault(p.leaf, []).append(p)
+    for path, found in by_leaf.items():
+        note = f"[{'red' if any(p.is_error for p in found) else 'yellow'}]{count_problems(found)}[/]"
         labels[path] = f"{labels[path]} {note}" if path in labels else f"[red]invalid[/] {note}"
     tree = Tree(f"[bold]{escape(str(root))}[/]")
     nodes: dict[str, Tree] = {}
