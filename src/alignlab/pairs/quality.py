@@ -3,14 +3,14 @@ measurement, not an assumption.
 
 The judge grades every rung's answer to every held-out prompt with the expected-score quality
 judge (`judge_quality`, 1-5; for knowledge prompts it also reads the source chunk). Per rung:
-the mean score with its 95 % interval (normal approximation: mean ± 1.96·s/√n), the share of
-answers whose text is degenerate (repetition ratio above `DEGENERATE`), and whether the rung
-scores below the rung above it, as a ladder strongest-first should.
+the mean score with its 95 % interval (`stats.mean_interval`, the seeded bootstrap every judged
+score in alignlab carries), the number of answers whose text is degenerate (repetition ratio
+above `DEGENERATE`), and whether the rung scores below the rung above it, as a ladder
+strongest-first should.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,21 +19,10 @@ from alignlab.pairs.construct import prompt_text
 from alignlab.pairs.rungs import repetition_ratio
 from alignlab.records import Message
 from alignlab.sdg.judges import JudgeSpec, run_judge
+from alignlab.stats import mean_interval
 
 QUALITY = JudgeSpec("quality", "judge_quality")
 DEGENERATE = 0.5  # over half the word 3-grams repeat an earlier one: a loop, not an answer
-
-
-def mean_interval(values: Sequence[float]) -> tuple[float | None, float | None, float | None]:
-    """Mean and its 95 % interval (None where fewer than two values leave it undefined)."""
-    if not values:
-        return None, None, None
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None, None
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-    half = 1.96 * sd / math.sqrt(len(values))
-    return mean, mean - half, mean + half
 
 
 def rung_quality(judge: Backend, labels: Sequence[str], prompts: Sequence[Sequence[Message]],
@@ -46,7 +35,8 @@ def rung_quality(judge: Backend, labels: Sequence[str], prompts: Sequence[Sequen
         judged = run_judge(judge, QUALITY, [{"question": prompt_text(prompts[k]), "answer": answers[k],
                                              "context": chunks[k] or "", "task_description": ""} for k in index])
         scores = [j.score for j in judged if j.score is not None]
-        mean, low, high = mean_interval(scores)
+        mean = sum(scores) / len(scores) if scores else None
+        low, high = mean_interval(scores) or (None, None)
         repetition = [repetition_ratio(answers[k].split()) for k in index]
         rows.append({"rung": rung, "model": label, "prompts": len(index), "scored": len(scores),
                      "quality": _round(mean), "quality_low": _round(low), "quality_high": _round(high),
