@@ -4,8 +4,7 @@ examples/, then what LAB, curation and contrastive post-training claim, measured
 One run (minutes on 2 CPU cores) serves every test here. What must hold:
 - every leaf of the taxonomy produced accepted samples, each with full lineage;
 - phase 1 (knowledge) raises held-out MCQ accuracy on the fictional document beyond noise (the
-  paired change's 95 % interval lies above zero, on the same questions), and so does the
-  margin of the right option over the best wrong one; after phase 2 (skills, with replay) the
+  paired change's 95 % interval lies above zero, on the same questions); after phase 2 (skills, with replay) the
   student still knows more than the untrained one, again beyond noise;
 - after DPO, reward accuracy on held-out pairs is above its value before training;
 - the report is one self-contained page that renders in Chromium.
@@ -73,8 +72,6 @@ def test_knowledge_phase_gain_on_heldout_questions_is_beyond_noise(demo):
     gain = _change(demo["results"], "base", "knowledge", "mcq_acc")
     assert gain["n"] >= 60  # enough reported questions that one is under 2 points
     assert gain["ci"][0] > 0 and gain["p"] < 0.05, gain
-    margin = _change(demo["results"], "base", "knowledge", "mcq_margin")
-    assert margin["ci"][0] > 0, margin
 
 
 def test_skills_phase_with_replay_keeps_knowledge_beyond_noise(demo):
