@@ -97,6 +97,12 @@ def paired_delta(before: Sequence[float], after: Sequence[float], seed: int = 0,
     return {"delta": delta, "ci": _percentiles(means), "p": p, "n": len(diffs), "test": test, **extra}
 
 
+def paired_items(before: dict[str, float], after: dict[str, float]) -> dict[str, Any] | None:
+    """`paired_delta` over the items both sides have ({item: value} each), in a fixed order."""
+    common = sorted(set(before) & set(after))
+    return paired_delta([before[k] for k in common], [after[k] for k in common])
+
+
 def significant(delta: dict[str, Any] | None) -> int:
     """+1 a gain whose interval lies above zero, -1 a loss below it, 0 anything else."""
     if not delta or delta.get("ci") is None:

@@ -16,7 +16,7 @@ from typing import Any
 from rich.table import Table
 
 from alignlab.evaluate.summary import ALL
-from alignlab.stats import format_delta, paired_delta, significant
+from alignlab.stats import format_delta, paired_items, significant
 
 
 def _metrics(result: dict[str, Any]) -> dict[tuple[str, str], tuple[float | None, dict[str, float]]]:
@@ -48,8 +48,7 @@ def forgetting_rows(before: dict[str, Any], after: dict[str, Any]) -> list[dict[
     rows = []
     for leaf, metric in keys:
         (x, items_x), (y, items_y) = b.get((leaf, metric), (None, {})), a.get((leaf, metric), (None, {}))
-        common = sorted(set(items_x) & set(items_y))
-        paired = paired_delta([items_x[i] for i in common], [items_y[i] for i in common])
+        paired = paired_items(items_x, items_y)
         rows.append({"leaf": leaf, "metric": metric, "before": x, "after": y,
                      "delta": None if x is None or y is None else y - x, "paired": paired})
     return rows

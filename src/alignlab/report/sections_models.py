@@ -12,7 +12,7 @@ from alignlab.report import plots
 from alignlab.report.blocks import (Cell, Heading, Section, Table, Text, delta, fmt, leaf, measured, num,
                                     rate, short_model, text, truncate)
 from alignlab.report.load import ALIGNED, RunData
-from alignlab.stats import format_delta, paired_delta, significant
+from alignlab.stats import format_delta, paired_items, significant
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)$")
 
@@ -97,8 +97,7 @@ def _paired_change(metric: str, before: tuple[Any, Any, dict[str, float]] | None
                    after: tuple[Any, Any, dict[str, float]] | None) -> Cell:
     if before is None or after is None:
         return delta(None)
-    common = sorted(set(before[2]) & set(after[2]))
-    paired = paired_delta([before[2][k] for k in common], [after[2][k] for k in common])
+    paired = paired_items(before[2], after[2])
     if paired is None:
         a, b = before[0], after[0]
         return delta(b - a if a is not None and b is not None else None)
