@@ -5,6 +5,7 @@ construction)."""
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Sequence
 
@@ -108,6 +109,10 @@ def test_per_leaf_accuracy_counts_each_leaf_separately():
     # The margin: the right option's log-likelihood minus the best wrong one's.
     assert a["per_item"]["margin"] == pytest.approx({"a/a1": 2.0, "a/a2": 0.5, "a/a3": -2.0})
     assert a["margin"] == pytest.approx(0.5 / 3)
+    # The share of probability on the right option: a softmax over the options' log-likelihoods.
+    softmax_first = 1 / (1 + math.exp(-0.5) + math.exp(-2.0) + math.exp(-3.0))
+    assert a["per_item"]["p_right"]["a/a2"] == pytest.approx(softmax_first)
+    assert 0 < a["p_right_ci"][0] < a["p_right"] < a["p_right_ci"][1] < 1
     assert a["per_item"]["acc"] == {"a/a1": 1, "a/a2": 1, "a/a3": 0}
     assert summary["by_leaf"]["b"]["n"] == 1 and summary["by_leaf"]["b"]["failed"] == 1
     assert summary["by_leaf"]["b"]["acc"] == 1.0

@@ -28,7 +28,7 @@ def _metrics(result: dict[str, Any]) -> dict[tuple[str, str], tuple[float | None
             continue
         metrics = ({"judge_score": "mean_score"} if section == "judged" else
                    {f"{section}_{summary.get('headline', 'acc')}": summary.get("headline", "acc"),
-                    f"{section}_margin": "margin"})
+                    f"{section}_margin": "margin", f"{section}_p_right": "p_right"})
         groups = dict(summary.get("by_leaf", {}))
         if len(groups) > 1:
             groups[ALL] = summary.get("overall", {})

@@ -27,6 +27,7 @@ general-knowledge set used to measure forgetting.
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -194,6 +195,15 @@ def _margin(row: dict[str, Any]) -> float:
     return right - max(lp for k, lp in enumerate(row["logprobs"]) if k != row["answer"])
 
 
+def _p_right(row: dict[str, Any]) -> float:
+    """The share of probability the model puts on the right option among the item's options
+    (a softmax over their log-likelihoods): bounded in [0, 1], so unlike the margin one item
+    with a far-off option cannot swing a mean, and it moves before the pick does."""
+    top = max(row["logprobs"])
+    weights = [math.exp(lp - top) for lp in row["logprobs"]]
+    return weights[row["answer"]] / sum(weights)
+
+
 def _key(row: dict[str, Any]) -> str:
     return f"{row['leaf']}/{row['id']}"
 
@@ -207,14 +217,17 @@ def accuracy(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     correct = sum(r["correct"] for r in scored)
     correct_norm = sum(r["correct_norm"] for r in scored)
     margins = [_margin(r) for r in scored]
+    p_right = [_p_right(r) for r in scored]
     return {"n": n, "failed": len(rows) - n,
             "acc": correct / n if n else None, "acc_ci": wilson(correct, n),
             "acc_norm": correct_norm / n if n else None, "acc_norm_ci": wilson(correct_norm, n),
             "margin": sum(margins) / n if n else None, "margin_ci": mean_interval(margins),
+            "p_right": sum(p_right) / n if n else None, "p_right_ci": mean_interval(p_right),
             "chance": sum(1 / len(r["choices"]) for r in scored) / n if n else None,
             "per_item": {"acc": {_key(r): int(r["correct"]) for r in scored},
                          "acc_norm": {_key(r): int(r["correct_norm"]) for r in scored},
-                         "margin": {_key(r): m for r, m in zip(scored, margins)}}}
+                         "margin": {_key(r): m for r, m in zip(scored, margins)},
+                         "p_right": {_key(r): p for r, p in zip(scored, p_right)}}}
 
 
 def mcq_summary(rows: Sequence[dict[str, Any]], headline: str = "acc") -> dict[str, Any]:
