@@ -6,17 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from alignlab.errors import BackendError, ConfigError
-from alignlab.llm.embedded import ensure_converted
+from alignlab.llm.embedded import ensure_converted, quiet_transformers
 from alignlab.llm.specs import ModelSpec, check_local_dir, parse_spec
 from alignlab.store import file_fingerprint, fingerprint
-
-
-def quiet_transformers() -> None:
-    """Our own progress bars and summaries say what happens; silence the per-tensor bars."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 def as_spec(spec: ModelSpec | str) -> ModelSpec:

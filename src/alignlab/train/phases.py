@@ -92,11 +92,9 @@ def trained_model(cfg: Config) -> Path:
 
 
 def default_metrics(cfg: Config) -> dict[str, CheckpointMetric]:
-    """Checkpoint metrics the evaluation package provides, when it is there."""
-    try:
-        from alignlab.evaluate import checkpoint_metrics  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
+    """Checkpoint metrics the evaluation package provides (built when first called)."""
+    from alignlab.evaluate.selection import checkpoint_metrics
+
     return checkpoint_metrics(cfg)
 
 
