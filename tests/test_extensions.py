@@ -103,3 +103,19 @@ def test_a_loss_is_its_function_plus_one_line(monkeypatch):
     cfg = PreferenceLossConfig.model_construct(kind="margin", beta=0.1)
     loss, chosen, rejected = losses.preference_loss(cfg, torch.tensor([0.0, 3.0]), torch.tensor([0.0, 0.0]))
     assert loss.tolist() == [1.0, 0.0]
+
+
+# ---------------------------------------------------------------- a training setting
+
+def test_a_training_setting_is_declared_once_and_every_phase_may_override_it():
+    from alignlab.errors import ConfigError
+    from alignlab.train.config import AlignConfig, Hyperparameters, LoopHyperparameters, PhaseConfig, TrainConfig
+
+    assert set(Hyperparameters.model_fields) <= set(PhaseConfig.model_fields)
+    assert set(LoopHyperparameters.model_fields) <= set(AlignConfig.model_fields)
+    train = TrainConfig(lr=1e-4, phases=[{"name": "a"}, {"name": "b", "lr": 5e-5, "lora": {"r": 4}}])
+    assert train.resolve(train.phases[0]).lr == 1e-4
+    resolved = train.resolve(train.phases[1])
+    assert resolved.lr == 5e-5 and resolved.lora.r == 4
+    with pytest.raises((ValueError, ConfigError)):  # an override keeps the setting's bounds
+        PhaseConfig(name="c", lr=0)

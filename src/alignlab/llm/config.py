@@ -13,10 +13,14 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# fp32, or matmuls in bfloat16 under autocast: for the local backend and for training.
+Precision = Literal["fp32", "bf16"]
+
+
 class BackendSettings(Section):
     max_batch_size: int = Field(16, ge=1, description="local: rows per forward pass")
     max_batch_tokens: int = Field(16384, ge=64, description="local: padded tokens per batch")
-    precision: Literal["fp32", "bf16"] = Field(
+    precision: Precision = Field(
         "fp32", description="local: bf16 runs matmuls in bfloat16 (autocast; weights stay fp32): 2-3x faster "
                             "on CPUs with AVX512-BF16 or AMX, results shift slightly with batch shape")
     max_in_flight: int = Field(32, ge=1, description="openai: requests in flight at once")
