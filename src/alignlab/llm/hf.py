@@ -43,6 +43,25 @@ def model_id(spec: ModelSpec | str) -> str:
     return f"{spec.raw}@{weights_fingerprint(model_dir(spec))}"
 
 
+def resolve_device(device: str = "auto") -> str:
+    """`auto` is the accelerator torch sees (CUDA, then Apple's MPS), else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def weights_dtype(device: str, precision: str) -> str:
+    """bf16 on CUDA stores the weights in bfloat16 (half the memory, the tensor cores' format);
+    elsewhere the weights stay fp32 and bf16 means autocast of the matmuls."""
+    return "bfloat16" if precision == "bf16" and device == "cuda" else "float32"
+
+
 def load_tokenizer(spec: ModelSpec | str) -> Any:
     from transformers import AutoTokenizer
 
