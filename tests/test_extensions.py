@@ -119,3 +119,25 @@ def test_a_training_setting_is_declared_once_and_every_phase_may_override_it():
     assert resolved.lr == 5e-5 and resolved.lora.r == 4
     with pytest.raises((ValueError, ConfigError)):  # an override keeps the setting's bounds
         PhaseConfig(name="c", lr=0)
+
+
+def test_each_generator_declares_the_requests_a_surviving_candidate_sends(tmp_path):
+    """The progress totals are the declarations: a survivor must have sent exactly what its
+    generator declares (fewer would leave the bar short of 100%, more would overrun it)."""
+    from test_generate import workspace
+
+    from alignlab.config import load_config
+    from alignlab.sdg.stage import leaf_documents, plan, select_leaves
+
+    cfg = load_config(workspace(tmp_path))
+    leaves = select_leaves(cfg, None)
+    documents, _ = leaf_documents(leaves)
+    backend = ScriptedBackend("scripted")
+    work = plan(cfg, leaves, documents, backend.count_tokens, with_magpie=False)
+    with Progress(disable=True) as bar:
+        tracker = GenerationProgress(bar, work.candidates)
+        ctx = GenContext(teacher=backend, judge=backend, settings=cfg.generate, progress=tracker)
+        generators.run_generators(ctx, work.candidates, work.leaves)
+    survivors = {c.generator for c in work.candidates if c.alive}
+    assert survivors == {"knowledge_qa", "freeform", "grounded"}
+    assert {tracker.left[c.id] for c in work.candidates} == {0}
