@@ -30,7 +30,8 @@ def _modules() -> dict[str, Path]:
 
 def _imported(module: str, path: Path, known: set[str]) -> set[str]:
     """The alignlab modules `module` imports, anywhere in its source. `from pkg import name`
-    counts as importing `pkg.name` when that is a module, else `pkg`."""
+    counts as importing `pkg.name` when that is a module, else `pkg`; importing a package's
+    module from outside it counts as importing the package too."""
     is_pkg = path.name == "__init__.py"
     package = module if is_pkg else module.rpartition(".")[0]
     out: set[str] = set()
@@ -50,6 +51,14 @@ def _imported(module: str, path: Path, known: set[str]) -> set[str]:
                     out.add(name)
                 elif target in known:
                     out.add(target)
+    # Importing `a.b.c` first runs `a/b/__init__.py`: a package a module reaches from outside is
+    # imported too (from inside, the package is already being imported when its modules run).
+    for target in list(out):
+        parts = target.split(".")
+        for k in range(2, len(parts)):
+            parent = ".".join(parts[:k])
+            if parent in known and not (module == parent or module.startswith(parent + ".")):
+                out.add(parent)
     out.discard(module)
     return out
 
