@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from alignlab.cli import app
 from alignlab.config import load_config
 from alignlab.errors import ConfigError
-from alignlab.evaluate import checkpoint_metrics
+from alignlab.evaluate.selection import checkpoint_metrics
 from alignlab.store import read_json
 
 KNOWLEDGE = "knowledge/geography/kelmarra"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from alignlab.llm.types import GenerationParams, Request, ScoreRequest
@@ -104,3 +105,42 @@ def test_identical_prompts_are_prefilled_once(tiny_backend):
     alone = [tiny_backend.generate([chat("Share one prompt.", temperature=1.0, max_tokens=6, seed=3 + i)])[0].text
              for i in range(4)]
     assert [c.text for c in shared.choices] == alone
+
+
+def test_device_cpu_set_explicitly_runs_on_the_cpu(tiny_model_dir, tiny_backend):
+    from alignlab.llm.config import BackendSettings
+    from alignlab.llm.local import LocalBackend
+
+    cpu = LocalBackend.from_spec(str(tiny_model_dir), BackendSettings(device="cpu", max_batch_size=8))
+    assert {p.device.type for p in cpu.model.parameters()} == {"cpu"}
+    assert cpu.model_id == tiny_backend.model_id  # the CPU adds nothing to what the cache keys on
+    request = chat("Say something", max_tokens=8)
+    assert cpu.generate([request])[0].text == tiny_backend.generate([request])[0].text
+    [score] = cpu.loglikelihood([ScoreRequest("The capital is", " Paris")])
+    assert score.n_tokens > 0 and score.logprob < 0
+
+
+def test_auto_device_is_the_accelerator_torch_sees(monkeypatch):
+    from alignlab.llm.hf import resolve_device, weights_dtype
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cpu") == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+    assert weights_dtype("cuda", "bf16") == "bfloat16"
+    assert weights_dtype("cpu", "bf16") == weights_dtype("cuda", "fp32") == "float32"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_a_cuda_run_loads_bf16_weights_on_the_gpu(tiny_model_dir, tiny_backend):
+    from alignlab.llm.config import BackendSettings
+    from alignlab.llm.local import LocalBackend
+
+    gpu = LocalBackend.from_spec(str(tiny_model_dir), BackendSettings(device="cuda", precision="bf16"))
+    assert {(p.device.type, p.dtype) for p in gpu.model.parameters()} == {("cuda", torch.bfloat16)}
+    assert gpu.model_id == f"{tiny_backend.model_id}|bf16|cuda"  # never answered from the CPU's cache
+    response = gpu.generate([chat("Say something", max_tokens=8, logprobs=2)])[0]
+    assert response.ok and response.choices[0].completion_tokens > 0
+    [score] = gpu.loglikelihood([ScoreRequest("The capital is", " Paris")])
+    assert score.n_tokens > 0

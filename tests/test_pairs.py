@@ -11,7 +11,10 @@ import pytest
 
 from alignlab.errors import AlignlabError
 from alignlab.llm.types import Backend, Choice, Request, TokenLogprob
-from alignlab.pairs import ai_feedback_pairs, construct_pairs, revision_pairs, verify_pairs
+from alignlab.pairs.construct import construct_pairs
+from alignlab.pairs.feedback import ai_feedback_pairs
+from alignlab.pairs.revise import revision_pairs
+from alignlab.pairs.verify import verify_pairs
 from alignlab.pairs.answers import ladder_answers, two_samples
 from alignlab.records import Pair, stable_id
 from alignlab.sdg.templates import load_template

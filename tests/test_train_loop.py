@@ -168,7 +168,7 @@ def test_full_and_lora_change_the_weights_and_lora_trains_only_adapters(student,
 
 
 def test_checkpoints_are_scored_pruned_and_the_best_selected(student, tmp_path):
-    from alignlab.train.phases import _select
+    from alignlab.train.checkpoint import select_checkpoint
 
     @lower_is_better
     def distance_from_step_2(path: Path) -> float:
@@ -181,7 +181,7 @@ def test_checkpoints_are_scored_pruned_and_the_best_selected(student, tmp_path):
     # keep=1, but neither the best-scored nor the last checkpoint is ever deleted.
     assert names == ["checkpoint-2", last]
     assert set(read_json(tmp_path / "scores.json")) == {f"checkpoint-{i}" for i in range(1, result.step + 1)}
-    chosen = _select(tmp_path, distance_from_step_2)
+    chosen = select_checkpoint(tmp_path, distance_from_step_2)
     assert chosen["selected"] == "checkpoint-2" and chosen["selected_score"] == 0
     selected = tmp_path / "selected"
     best_weights = (tmp_path / "checkpoint-2" / "model.safetensors").read_bytes()

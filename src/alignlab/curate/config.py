@@ -9,12 +9,31 @@ which loads too.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+import importlib
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Discriminator, Field, Tag, field_validator
 
 from alignlab.llm.config import Section
 from alignlab.llm.specs import parse_spec
+
+
+class StepSettings(Section):
+    """A curation step's settings. `step` (a Literal with the step's name as its default) is the
+    key alignlab.yaml writes it under; `run` names the step's function, "module:function",
+    imported only when the step runs, so loading the config imports none of the steps'
+    dependencies. A new step is its settings class and function, plus its class in `STEPS`."""
+
+    step: str
+    run: ClassVar[str]
+
+    def function(self) -> Any:
+        module, _, name = self.run.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+def step_name(settings: type[StepSettings]) -> str:
+    return settings.model_fields["step"].default
 
 
 def _spec(v: str | None) -> str | None:
@@ -23,11 +42,12 @@ def _spec(v: str | None) -> str | None:
     return v
 
 
-class DedupStep(Section):
+class DedupStep(StepSettings):
     """Exact duplicates (normalised text) then near duplicates (MinHash LSH); the first
     occurrence is kept."""
 
     step: Literal["dedup"] = "dedup"
+    run: ClassVar[str] = "alignlab.curate.dedup:dedup"
     jaccard: float = Field(0.8, gt=0, le=1, description="near-duplicate at or above this Jaccard similarity")
     num_perm: int = Field(128, ge=16, le=1024, description="MinHash permutations")
     ngram: int = Field(5, ge=1, le=32, description="word shingle length")
@@ -36,29 +56,32 @@ class DedupStep(Section):
         description="compare the instruction alone and/or the whole conversation")
 
 
-class QualityStep(Section):
+class QualityStep(StepSettings):
     """Keep samples whose judge score is at least the threshold; document chunks are exempt."""
 
     step: Literal["quality"] = "quality"
+    run: ClassVar[str] = "alignlab.curate.quality:quality"
     judge: str = Field("quality", description="key in metadata.judges, and template judge_<judge>")
     threshold: float = Field(4.5, description="keep score >= threshold (AlpaGasus: 4.5 of 5)")
     template: str | None = Field(None, description="prompt template for missing scores; default judge_<judge>")
     scale: tuple[int, int] = Field((1, 5), description="the judge's score range")
 
 
-class DecontaminateStep(Section):
+class DecontaminateStep(StepSettings):
     """Drop samples sharing an `ngram`-word sequence with an evaluation set."""
 
     step: Literal["decontaminate"] = "decontaminate"
+    run: ClassVar[str] = "alignlab.curate.decontaminate:decontaminate"
     ngram: int = Field(13, ge=3, le=64, description="drop a sample sharing this many consecutive words")
     eval_sets: list[str] = Field([], description="JSONL files (messages or MCQ format), relative to this file")
     taxonomy_heldout: bool = Field(True, description="also every <taxonomy>/**/heldout_mcq.jsonl")
 
 
-class DiversityStep(Section):
+class DiversityStep(StepSettings):
     """Deita's selection: best first, accepted only if no accepted sample is more similar than θ."""
 
     step: Literal["diversity"] = "diversity"
+    run: ClassVar[str] = "alignlab.curate.diversity:diversity"
     threshold: float = Field(0.9, gt=0, le=1, description="max cosine similarity to any accepted sample")
     budget: int | None = Field(None, ge=1, description="accept at most this many (per group)")
     per_leaf: bool = Field(False, description="select within each leaf, each with its own budget")
@@ -76,10 +99,11 @@ class DiversityStep(Section):
     _valid_model = field_validator("model")(_spec)
 
 
-class StyleStep(Section):
+class StyleStep(StepSettings):
     """Rank responses by distance to the group's dominant style; keep the closest fraction."""
 
     step: Literal["style"] = "style"
+    run: ClassVar[str] = "alignlab.curate.style:style"
     keep_fraction: float = Field(0.8, gt=0, le=1, description="share kept, closest to the dominant style")
     group_by: Literal["leaf", "leaf_kind", "all"] = Field("leaf", description="style is ranked within each group")
     min_group: int = Field(8, ge=2, description="groups smaller than this are kept whole")
@@ -97,11 +121,12 @@ DEFAULT_PRINCIPLES = [
 ]
 
 
-class CritiqueReviseStep(Section):
+class CritiqueReviseStep(StepSettings):
     """Constitutional AI's critique-and-revise: the teacher critiques each answer against a
     principle drawn at random (seeded per sample), then rewrites it."""
 
     step: Literal["critique_revise"] = "critique_revise"
+    run: ClassVar[str] = "alignlab.curate.critique:critique_revise"
     principles: list[str] = Field(DEFAULT_PRINCIPLES, min_length=1,
                                   description="one is drawn (seeded) per sample to critique against")
     model: str | None = Field(None, description="default the teacher")
@@ -118,20 +143,30 @@ def _step_name(item: Any) -> str | None:
     return item.get("step") if isinstance(item, dict) else getattr(item, "step", None)
 
 
-STEP_NAMES = ("dedup", "quality", "decontaminate", "diversity", "style", "critique_revise")
+# Every curation step, one line each: the names alignlab.yaml accepts and the functions the
+# funnel runs are both read from here.
+STEPS: tuple[type[StepSettings], ...] = (
+    DedupStep,
+    QualityStep,
+    DecontaminateStep,
+    DiversityStep,
+    StyleStep,
+    CritiqueReviseStep,
+)
 
-CurateStep = Annotated[
-    Union[  # noqa: UP007 - a Union of Annotated members reads better than `|` here
-        Annotated[DedupStep, Tag("dedup")],
-        Annotated[QualityStep, Tag("quality")],
-        Annotated[DecontaminateStep, Tag("decontaminate")],
-        Annotated[DiversityStep, Tag("diversity")],
-        Annotated[StyleStep, Tag("style")],
-        Annotated[CritiqueReviseStep, Tag("critique_revise")],
-    ],
-    Discriminator(_step_name, custom_error_type="unknown_step",
-                  custom_error_message=f"not a step: write each step as one single-key mapping naming "
-                                       f"one of {', '.join(STEP_NAMES)}, e.g. `- dedup: {{jaccard: 0.8}}`")]
+
+def step_union(steps: tuple[type[StepSettings], ...]) -> Any:
+    """The tagged union of `steps`, told apart by their name; an unknown name is an error that
+    lists the known ones."""
+    names = [step_name(s) for s in steps]
+    return Annotated[
+        Union[tuple(Annotated[s, Tag(name)] for s, name in zip(steps, names))],  # noqa: UP007
+        Discriminator(_step_name, custom_error_type="unknown_step",
+                      custom_error_message=f"not a step: write each step as one single-key mapping naming "
+                                           f"one of {', '.join(names)}, e.g. `- dedup: {{jaccard: 0.8}}`")]
+
+
+CurateStep = step_union(STEPS)
 
 
 def _default_steps() -> list[Any]:

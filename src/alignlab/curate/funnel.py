@@ -14,21 +14,9 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from alignlab.curate.critique import critique_revise
-from alignlab.curate.decontaminate import decontaminate
-from alignlab.curate.dedup import dedup
-from alignlab.curate.diversity import diversity
-from alignlab.curate.quality import quality
-from alignlab.curate.steps import StepContext, StepFunction, leaf_of
-from alignlab.curate.style import style
+from alignlab.curate.steps import StepContext, leaf_of
 from alignlab.records import Reject, Sample
 from alignlab.tally import Tally
-
-STEPS: dict[str, StepFunction] = {
-    "dedup": dedup, "quality": quality, "decontaminate": decontaminate,
-    "diversity": diversity, "style": style, "critique_revise": critique_revise,
-}
-
 
 @dataclass
 class StepReport:
@@ -50,7 +38,7 @@ def run_steps(samples: list[Sample], steps: list[Any], labels: list[str],
     live, reports = list(samples), []
     for settings, label in zip(steps, labels, strict=True):
         started = time.perf_counter()
-        verdicts = STEPS[settings.step](live, settings, ctx)
+        verdicts = settings.function()(live, settings, ctx)  # as curate.config.STEPS names it
         if len(verdicts) != len(live):
             raise RuntimeError(f"curate step {label} returned {len(verdicts)} verdicts for {len(live)} samples")
         report = StepReport(label, len(live), Tally(stage="curate"))

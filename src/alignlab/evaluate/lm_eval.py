@@ -14,8 +14,8 @@ newline that ends the chat prompt into the continuation, so its per-choice log-l
 carry that newline's (same for every choice) log-probability: `acc` is unaffected, `acc_norm`
 can differ on a model that is unsure of that newline (random test models; not trained ones).
 
-`run_lm_eval(spec, tasks)` runs lm-eval's Python API on a local or embedded model, on CPU and
-offline: tasks whose data is not on disk fail with a message naming the task and what to do.
+`run_lm_eval(spec, tasks)` runs lm-eval's Python API on a local or embedded model, on the
+device `backend.device` names (as the local backend does) and offline: tasks whose data is not on disk fail with a message naming the task and what to do.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import yaml
 
 from alignlab.errors import AlignlabError, ConfigError
 from alignlab.evaluate.mcq import MCQ, mcq_prompt
+from alignlab.llm.config import BackendSettings
 from alignlab.store import write_jsonl, write_text
 
 DEFAULT_TASK = "alignlab_mcq"
@@ -122,32 +123,38 @@ def load_tasks(names: Sequence[str], manager: Any) -> dict[str, Any]:
     return loaded
 
 
-def _lm(spec: str) -> tuple[Any, Any]:
+def _lm(spec: str, device: str, dtype: str) -> tuple[Any, Any]:
     """lm-eval's model: `hf` on the model's local directory, or, for a `?layers=K` variant
     (which is not a directory of its own), an HFLM around the truncated model we load."""
     from alignlab.llm.hf import as_spec, load_causal_lm, load_tokenizer, model_dir
 
     parsed = as_spec(spec)
     if parsed.layers is None:
-        return "hf", {"pretrained": str(model_dir(parsed)), "dtype": "float32"}
+        return "hf", {"pretrained": str(model_dir(parsed)), "dtype": dtype}
     from lm_eval.models.huggingface import HFLM
 
-    return HFLM(pretrained=load_causal_lm(parsed), tokenizer=load_tokenizer(parsed), device="cpu"), None
+    model = load_causal_lm(parsed, dtype).to(device)
+    return HFLM(pretrained=model, tokenizer=load_tokenizer(parsed), device=device), None
 
 
 def run_lm_eval(spec: str, tasks: Sequence[str], include_path: str | Path | None = None,
                 limit: int | None = None, chat_template: bool = True, batch_size: int = 8,
-                log_samples: bool = False) -> dict[str, Any]:
-    """`{"results": {task: {metric: value}}, "samples"?: ...}` from lm_eval.simple_evaluate."""
+                log_samples: bool = False, settings: BackendSettings | None = None) -> dict[str, Any]:
+    """`{"results": {task: {metric: value}}, "samples"?: ...}` from lm_eval.simple_evaluate, on
+    the device and in the precision `settings` (backend:) give the local backend."""
+    from alignlab.llm.hf import resolve_device, weights_dtype
+
+    settings = settings or BackendSettings()
+    device = resolve_device(settings.device)
     _offline()
     manager = task_manager(include_path, tasks)
     task_objects = load_tasks(list(tasks), manager)
     from lm_eval import simple_evaluate
 
     logging.getLogger("lm_eval").setLevel(logging.WARNING)
-    model, model_args = _lm(spec)
+    model, model_args = _lm(spec, device, weights_dtype(device, settings.precision))
     out = simple_evaluate(model=model, model_args=model_args, tasks=list(task_objects.values()),
-                          task_manager=manager, limit=limit, batch_size=batch_size, device="cpu",
+                          task_manager=manager, limit=limit, batch_size=batch_size, device=device,
                           apply_chat_template=chat_template, log_samples=log_samples,
                           bootstrap_iters=0, random_seed=0)
     results = {task: {key.split(",")[0]: value for key, value in metrics.items()

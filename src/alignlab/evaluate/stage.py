@@ -194,7 +194,7 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
         from alignlab.evaluate.lm_eval import run_lm_eval
 
         report = run_lm_eval(spec, options.lm_eval_tasks, options.lm_eval_include,
-                             options.lm_eval_limit, options.lm_eval_chat)
+                             options.lm_eval_limit, options.lm_eval_chat, settings=cfg.backend)
         write_json(run.dir.file("lm_eval.json"), report)
         results["lm_eval"] = report["results"]
     backend = backend_for(cfg, spec, cache)

@@ -39,7 +39,8 @@ def open_backend(spec: ModelSpec | str, settings: BackendSettings | None = None,
         from alignlab.llm.hf import model_id
         from alignlab.llm.local import LocalBackend
 
-        key = f"{model_id(spec)}|{settings.max_batch_size}|{settings.max_batch_tokens}|{settings.precision}"
+        key = (f"{model_id(spec)}|{settings.max_batch_size}|{settings.max_batch_tokens}|{settings.precision}"
+               f"|{settings.device}")
         if key not in _local_backends:
             _local_backends[key] = LocalBackend.from_spec(spec, settings)
         backend = _local_backends[key]

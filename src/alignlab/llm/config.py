@@ -13,12 +13,21 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+# fp32, or matmuls in bfloat16 under autocast: for the local backend and for training.
+Precision = Literal["fp32", "bf16"]
+# Where local models run; `auto` is the accelerator when torch sees one (llm.hf.resolve_device).
+Device = Literal["auto", "cpu", "cuda", "mps"]
+
+
 class BackendSettings(Section):
     max_batch_size: int = Field(16, ge=1, description="local: rows per forward pass")
     max_batch_tokens: int = Field(16384, ge=64, description="local: padded tokens per batch")
-    precision: Literal["fp32", "bf16"] = Field(
+    precision: Precision = Field(
         "fp32", description="local: bf16 runs matmuls in bfloat16 (autocast; weights stay fp32): 2-3x faster "
                             "on CPUs with AVX512-BF16 or AMX, results shift slightly with batch shape")
+    device: Device = Field("auto", description="local models (generation, judging, eval, lm-eval): auto = "
+                                               "cuda or mps when torch sees one, else cpu; on cuda, bf16 "
+                                               "loads the weights in bfloat16")
     max_in_flight: int = Field(32, ge=1, description="openai: requests in flight at once")
     timeout: float = Field(120.0, gt=0, description="openai: seconds per request")
     max_retries: int = Field(5, ge=0, description="openai: retries on connection errors, 429, 5xx")

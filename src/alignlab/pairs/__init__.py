@@ -15,12 +15,7 @@
 - `answers`: drawing the answers these need from any `Backend`.
 
 Every function returns `(pairs, rejects)`: nothing is dropped without a reason.
+
+This package imports nothing at import time: the config loader imports `alignlab.pairs.settings`,
+which must not pull in the judges and their templates (jinja2).
 """
-
-from alignlab.pairs.construct import construct_pairs, ladder_difficulty
-from alignlab.pairs.feedback import ai_feedback_pairs
-from alignlab.pairs.revise import revision_pairs
-from alignlab.pairs.verify import RungAgreement, Verified, verify_pairs
-
-__all__ = ["RungAgreement", "Verified", "ai_feedback_pairs", "construct_pairs", "ladder_difficulty",
-           "revision_pairs", "verify_pairs"]

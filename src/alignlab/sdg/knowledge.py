@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from alignlab.records import Sample, stable_id
 from alignlab.sdg.candidates import Candidate, parse_answer, parse_question
+from alignlab.sdg.generator import Generator
 from alignlab.sdg.steps import (
     GenContext, answering, judge_step, novelty_step, questioning, teacher_step,
 )
@@ -89,3 +90,12 @@ def run(ctx: GenContext, candidates: Sequence[Candidate], leaves: dict[str, Leaf
     judge_step(ctx, candidates, "faithfulness",
                lambda c: {"context": c.context, "question": c.question, "answer": c.answer})
     judge_step(ctx, candidates, "relevance", lambda c: {"question": c.question, "answer": c.answer})
+
+
+def shard(c: Candidate, chunks_per_shard: int) -> tuple:
+    """A leaf with many chunks splits into shards of chunks: its novelty pools are per chunk."""
+    return (c.leaf, c.lineage["chunk_index"] // chunks_per_shard)
+
+
+# question, standalone, answer, faithfulness, relevance
+DECLARATION = Generator(GENERATOR, run, requests=5, shard=shard)

@@ -8,11 +8,12 @@ it runs on local teachers (`enabled: auto`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 from alignlab.sdg.candidates import Candidate, parse_answer, parse_question
+from alignlab.sdg.generator import Generator
 from alignlab.sdg.steps import GenContext, answering, ask_step, judge_step, novelty_step, questioning
 
 LEAF = "general/magpie"
@@ -33,7 +34,8 @@ def plan(count: int) -> list[Candidate]:
                       lineage={"sample_index": k}) for k in range(count)]
 
 
-def run(ctx: GenContext, candidates: Sequence[Candidate]) -> None:
+def run(ctx: GenContext, candidates: Sequence[Candidate], leaves: Mapping[str, Any] | None = None) -> None:
+    """MAGPIE candidates belong to no taxonomy leaf: `leaves` is not read."""
     if not candidates:
         return
     prefix = user_turn_prefix(ctx.teacher.tokenizer)
@@ -47,3 +49,7 @@ def run(ctx: GenContext, candidates: Sequence[Candidate]) -> None:
     ask_step(ctx, candidates, step="answer", into="answer", parse=parse_answer, params=answering(ctx),
              build=lambda c: {"messages": ({"role": "user", "content": c.question},)})
     judge_step(ctx, candidates, "quality", lambda c: {"question": c.question, "answer": c.answer, "context": None})
+
+
+# question, question judge, answer, quality judge
+DECLARATION = Generator(GENERATOR, run, requests=4)

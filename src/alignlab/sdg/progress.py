@@ -1,7 +1,7 @@
 """Live progress of generation: overall and per-leaf bars counting teacher requests, with
 accepted/rejected counts, teacher tokens/s and ETA.
 
-Each candidate plans a fixed number of requests (one per step of its generator); a candidate
+Each candidate plans a fixed number of requests (its generator's declared `requests`); a candidate
 rejected early gives its remaining requests back, so the totals — and the ETA — shrink to
 what is really left.
 """
@@ -16,9 +16,7 @@ from rich.progress import Progress, TaskID
 
 from alignlab.llm.types import OnDone, Response
 from alignlab.sdg.candidates import Candidate
-
-# Requests each candidate makes if it survives every step.
-STEPS = {"knowledge_qa": 5, "freeform": 4, "grounded": 5, "magpie": 4}
+from alignlab.sdg.generators import generator
 
 
 class GenerationProgress:
@@ -27,10 +25,11 @@ class GenerationProgress:
         self.started = time.perf_counter()
         self.tokens = 0
         self.rejected: Counter[str] = Counter()
-        self.left: dict[str, int] = {c.id: STEPS[c.generator] for c in candidates}
+        # Requests each candidate makes if it survives every step, as its generator declares.
+        self.left: dict[str, int] = {c.id: generator(c.generator).requests for c in candidates}
         per_leaf: Counter[str] = Counter()
         for c in candidates:
-            per_leaf[c.leaf] += STEPS[c.generator]
+            per_leaf[c.leaf] += self.left[c.id]
         self.overall = progress.add_task("teacher requests", total=sum(per_leaf.values()), status="")
         self.leaves: dict[str, TaskID] = {
             leaf: progress.add_task(f"  {leaf}", total=n, status="") for leaf, n in sorted(per_leaf.items())}

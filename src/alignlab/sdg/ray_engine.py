@@ -17,16 +17,14 @@ from typing import Any
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.sdg.candidates import Candidate
+from alignlab.sdg.generators import generator, open_models, run_generators
 
 
 def shards(candidates: list[Candidate], chunks_per_shard: int) -> list[list[Candidate]]:
+    """Each generator says how its candidates may be split (`Generator.shard`)."""
     groups: dict[Any, list[Candidate]] = defaultdict(list)
     for c in candidates:
-        if c.generator == "knowledge_qa":
-            key = (c.leaf, c.lineage["chunk_index"] // chunks_per_shard)
-        else:
-            key = (c.leaf,)
-        groups[key].append(c)
+        groups[generator(c.generator).shard(c, chunks_per_shard)].append(c)
     return [groups[k] for k in sorted(groups, key=str)]
 
 
@@ -34,7 +32,6 @@ def _generate_shard(config: dict[str, Any], base_dir: str, candidates: list[Cand
                     leaves: dict[str, Any]) -> list[Candidate]:
     import torch
 
-    from alignlab.sdg.stage import open_models, run_generators
     from alignlab.sdg.steps import GenContext
 
     torch.set_num_threads(1)  # one task per core; more threads would only contend

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alignlab.sdg.candidates import Candidate, parse_answer, parse_context, parse_question
+from alignlab.sdg.generator import Generator
 from alignlab.sdg.steps import (
     GenContext, answering, judge_step, novelty_step, questioning, sampling, teacher_step,
 )
@@ -73,3 +74,8 @@ def run(ctx: GenContext, candidates: Sequence[Candidate], leaves: dict[str, Leaf
                                       "context": c.context, "question": c.question})
     judge_step(ctx, candidates, "quality",
                lambda c: {"question": c.question, "answer": c.answer, "context": c.context})
+
+
+# question, question judge, answer, quality judge; grounded writes its context first.
+FREEFORM_DECLARATION = Generator(FREEFORM, run, requests=4)
+GROUNDED_DECLARATION = Generator(GROUNDED, run, requests=5)

@@ -21,12 +21,12 @@ import alignlab.sdg
 import alignlab.taxonomy.chunking
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
-from alignlab.llm import open_backend
 from alignlab.llm.types import Backend
 from alignlab.progress import progress_bar
 from alignlab.records import Sample
 from alignlab.sdg import knowledge, magpie, skills
 from alignlab.sdg.candidates import Candidate
+from alignlab.sdg.generators import open_models, run_generators
 from alignlab.sdg.progress import GenerationProgress
 from alignlab.sdg.steps import GenContext, cap_step
 from alignlab.stage import start_stage
@@ -41,14 +41,6 @@ class Plan:
     leaves: dict[str, Leaf]
     chunks: dict[str, list[Chunk]]  # knowledge leaf -> its chunks
     candidates: list[Candidate]
-
-
-def open_models(cfg: Config) -> tuple[Backend, Backend]:
-    """The teacher and the judge, behind the run's request cache."""
-    cache = cfg.request_cache()
-    teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir)
-    judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir)
-    return teacher, judge
 
 
 def magpie_enabled(cfg: Config) -> bool:
@@ -99,14 +91,6 @@ def plan(cfg: Config, leaves: list[Leaf], documents: dict[str, list[Document]], 
     if with_magpie:
         candidates += magpie.plan(s.magpie.count)
     return Plan({lf.path: lf for lf in leaves}, chunks, candidates)
-
-
-def run_generators(ctx: GenContext, candidates: list[Candidate], leaves: dict[str, Leaf]) -> None:
-    """Every generator over its candidates — all leaves at once (local engine) or one shard
-    (a Ray task): the same code either way."""
-    knowledge.run(ctx, [c for c in candidates if c.generator == knowledge.GENERATOR], leaves)
-    skills.run(ctx, [c for c in candidates if c.generator in (skills.FREEFORM, skills.GROUNDED)], leaves)
-    magpie.run(ctx, [c for c in candidates if c.generator == magpie.GENERATOR])
 
 
 def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = False,

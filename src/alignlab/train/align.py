@@ -30,10 +30,10 @@ from alignlab.llm.specs import parse_spec
 from alignlab.pairs.export import taxonomy_license
 from alignlab.records import Pair
 from alignlab.stage import finished_stage, start_stage, upstream
-from alignlab.store import read_json, read_jsonl, read_pairs, read_samples, write_json, write_jsonl
+from alignlab.store import read_jsonl, read_pairs, read_samples, write_jsonl
 from alignlab.train import curriculum, losses, preference, unpaired
 from alignlab.train.checkpoint import (
-    MARKER, best_of, complete_checkpoints, copy_model_dir, load_trainable_model,
+    load_trainable_model, select_checkpoint,
 )
 from alignlab.train.curriculum import curriculum_order
 from alignlab.train.loop import LoopSettings, process_state, train_loop
@@ -188,10 +188,7 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
     # For DPO, IPO, hinge and KTO the starting model is the reference, so its accuracy is 0
     # (every margin is exactly 0); for SLiC, SimPO and ORPO it is the starting model's own preference.
     before = score(start) if heldout else None
-    settings = LoopSettings(epochs=a.epochs, micro_batches_per_step=a.micro_batches_per_step, lr=a.lr,
-                            warmup=a.warmup, max_grad_norm=a.max_grad_norm, save_every=a.save_every,
-                            keep_checkpoints=a.keep_checkpoints, seed=a.seed, fingerprint=run.fingerprint,
-                            tensorboard=cfg.train.tensorboard, precision=a.precision)
+    settings = LoopSettings.of(a, fingerprint=run.fingerprint, tensorboard=cfg.train.tensorboard)
     result = train_loop(lambda resume: load_trainable_model(start, a.method, a.lora, resume), tokenizer,
                         batches, loss_fn, settings, out, score=score, stop_at_step=stop_at_step,
                         description=f"align ({a.loss.kind}, {'stratified' if a.loss.unpaired else a.order})")
@@ -201,16 +198,9 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
                               "loss": a.loss.kind, "order": "stratified" if a.loss.unpaired else a.order}
     manifest = None
     if main:
-        scores = read_json(out / "scores.json") if (out / "scores.json").exists() else {}
-        complete = {n: s for n, s in scores.items() if (out / n / MARKER).exists()}
-        for path in complete_checkpoints(out):
-            if path.name not in complete:
-                complete[path.name] = score(path)
-        write_json(out / "scores.json", complete)
-        best = best_of(complete, lower=False)
-        copy_model_dir(out / best, out / "selected")
-        counts.update(selected=best, heldout_reward_accuracy=complete[best], scores=complete,
-                      heldout_reward_accuracy_before=before, last=result.last)
+        chosen = select_checkpoint(out, score)  # reward accuracy: higher is better
+        counts.update(selected=chosen["selected"], heldout_reward_accuracy=chosen["selected_score"],
+                      scores=chosen["scores"], heldout_reward_accuracy_before=before, last=result.last)
         pairs_run = finished_stage(cfg, "pairs")
         write_model_card(out / "selected", model_card(
             cfg, start_id=start_id, counts=counts, pairs_manifest=pairs_run.manifest(),

@@ -207,6 +207,25 @@ def prune_checkpoints(out_dir: Path, keep: int, scores: dict[str, float], lower:
     return removed
 
 
+def select_checkpoint(out_dir: Path, metric: CheckpointMetric) -> dict[str, Any]:
+    """Score every finished checkpoint not scored yet (`scores.json` keeps the scores, so a
+    re-run scores nothing twice) and copy the best of those still on disk to `selected/`, the
+    plain model directory later stages load. Training phases and alignment both end here."""
+    scores_path = out_dir / "scores.json"
+    scores = read_json(scores_path) if scores_path.exists() else {}
+    for path in complete_checkpoints(out_dir):
+        if path.name not in scores:
+            scores[path.name] = float(metric(path))
+    write_json(scores_path, scores)
+    lower = is_lower_better(metric)
+    best = best_of({n: s for n, s in scores.items() if (out_dir / n / MARKER).exists()}, lower)
+    if best is None:
+        raise ConfigError(f"no finished checkpoint in {out_dir} to select from")
+    copy_model_dir(out_dir / best, out_dir / "selected")
+    return {"scores": scores, "lower_is_better": lower, "selected": best,
+            "selected_score": scores[best], "selected_path": str(out_dir / "selected")}
+
+
 def copy_model_dir(src: Path, dst: Path) -> Path:
     """A plain model directory at `dst` with the model files of checkpoint `src` (hard links
     where the filesystem allows, so no weights are duplicated on disk), swapped in atomically."""

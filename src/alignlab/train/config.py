@@ -20,12 +20,13 @@ same config gives the same optimizer steps on one process or eight.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, create_model, model_validator
+from pydantic.fields import FieldInfo
 
 from alignlab.errors import ConfigError
-from alignlab.llm.config import Section
+from alignlab.llm.config import Precision, Section
 
 LossKind = Literal["dpo", "ipo", "hinge", "slic", "simpo", "orpo", "kto"]
 # Losses that read only the policy's own log-probabilities: no reference pass before training.
@@ -44,26 +45,31 @@ class LoraSettings(Section):
                                       description="linear layers that get adapters")
 
 
-class Hyperparameters(Section):
-    """What a phase may override; validated once the phase's overrides are applied."""
+class LoopHyperparameters(Section):
+    """What every training loop is run with: supervised phases (`train:`) and alignment (`align:`)."""
 
     method: Literal["full", "lora"] = Field("full", description="full fine-tune, or LoRA adapters (merged on save)")
     lora: LoraSettings = LoraSettings()
-    precision: Literal["fp32", "bf16"] = Field(
+    precision: Precision = Field(
         "fp32", description="bf16: matmuls in bfloat16 under autocast (weights and optimizer stay fp32); "
                             "about twice as fast on CPUs with AVX512-BF16 or AMX")
+    lr: float = Field(1.0e-4, gt=0, description="peak learning rate (AdamW), after warm-up, cosine decay")
+    warmup: float = Field(0.1, ge=0, lt=1, description="warm-up, as a fraction of the steps")
+    max_grad_norm: float = Field(1.0, ge=0, description="0 turns clipping off")
+    save_every: int = Field(50, ge=1, description="optimizer steps between checkpoints")
+    keep_checkpoints: int = Field(3, ge=1, description="checkpoints kept besides the best and the last")
+    seed: int = Field(0, description="data order and initialisation seed")
+
+
+class Hyperparameters(LoopHyperparameters):
+    """What a phase may override; validated once the phase's overrides are applied."""
+
     max_seq_len: int = Field(1024, ge=8, description="longer samples are skipped and reported")
     batch_tokens: int = Field(4096, ge=8, description="padded tokens per micro-batch")
     effective_batch: int | None = Field(
         None, ge=8, description="padded-token budget per optimizer step (a multiple of "
                                 "batch_tokens); default: 4 micro-batches")
-    lr: float = Field(1.0e-4, gt=0, description="peak learning rate (AdamW), after warm-up, cosine decay")
-    warmup: float = Field(0.1, ge=0, lt=1, description="warm-up, as a fraction of the steps")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay, on matrices only")
-    max_grad_norm: float = Field(1.0, ge=0, description="0 turns clipping off")
-    save_every: int = Field(50, ge=1, description="optimizer steps between checkpoints")
-    keep_checkpoints: int = Field(3, ge=1, description="checkpoints kept besides the best and the last")
-    seed: int = Field(0, description="data order and initialisation seed")
 
     @model_validator(mode="after")
     def _consistent(self) -> Hyperparameters:
@@ -84,29 +90,26 @@ class Hyperparameters(Section):
 OVERRIDABLE = tuple(Hyperparameters.model_fields)
 
 
-class PhaseConfig(Section):
-    """One training phase: the mix file of the same name, trained for `epochs`; every
-    hyperparameter left out is inherited from the `train:` section."""
-
+class _Phase(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$", description="a phase of the mix stage")
     epochs: int = Field(1, ge=1, description="passes over the phase's data")
     select_by: str = Field("loss", description="checkpoint metric; 'loss' = held-out loss")
-    method: Literal["full", "lora"] | None = Field(None, description="this phase's train.method")
-    precision: Literal["fp32", "bf16"] | None = Field(None, description="this phase's train.precision")
-    lora: LoraSettings | None = Field(None, description="this phase's train.lora")
-    max_seq_len: int | None = Field(None, ge=8, description="this phase's train.max_seq_len")
-    batch_tokens: int | None = Field(None, ge=8, description="this phase's train.batch_tokens")
-    effective_batch: int | None = Field(None, ge=8, description="this phase's train.effective_batch")
-    lr: float | None = Field(None, gt=0, description="this phase's train.lr")
-    warmup: float | None = Field(None, ge=0, lt=1, description="this phase's train.warmup")
-    weight_decay: float | None = Field(None, ge=0, description="this phase's train.weight_decay")
-    max_grad_norm: float | None = Field(None, ge=0, description="this phase's train.max_grad_norm")
-    save_every: int | None = Field(None, ge=1, description="this phase's train.save_every")
-    keep_checkpoints: int | None = Field(None, ge=1, description="this phase's train.keep_checkpoints")
-    seed: int | None = Field(None, description="this phase's train.seed")
 
     def overrides(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in OVERRIDABLE if getattr(self, k) is not None}
+
+
+def _override(name: str, field: FieldInfo) -> tuple[Any, FieldInfo]:
+    """A phase's optional copy of a `train:` setting: the same type and bounds, None = inherit."""
+    kind = Annotated[field.annotation, *field.metadata] if field.metadata else field.annotation
+    return kind | None, Field(None, description=f"this phase's train.{name}")
+
+
+# One training phase: the mix file of the same name, trained for `epochs`; every hyperparameter
+# left out is inherited from the `train:` section. Its override fields are derived from
+# `Hyperparameters`, so a new setting is declared once and every phase may override it.
+PhaseConfig = create_model("PhaseConfig", __base__=_Phase, __module__=__name__,
+                           **{k: _override(k, f) for k, f in Hyperparameters.model_fields.items()})
 
 
 def _default_phases() -> list[PhaseConfig]:
@@ -187,8 +190,10 @@ class PreferenceLossConfig(Section):
         return self.kind == "kto"
 
 
-class AlignConfig(Section):
-    """`align:` in alignlab.yaml: contrastive post-training on the pairs (see train/align.py)."""
+class AlignConfig(LoopHyperparameters):
+    """`align:` in alignlab.yaml: contrastive post-training on the pairs (see train/align.py).
+    The loop's settings are `train:`'s (LoopHyperparameters), with smaller defaults for lr and
+    keep_checkpoints: alignment moves a trained model a little."""
 
     start: str = Field("sft", description="model to align: 'sft' (after supervised training) or a spec")
     loss: PreferenceLossConfig = PreferenceLossConfig()
@@ -200,12 +205,5 @@ class AlignConfig(Section):
     batch_pairs: int = Field(4, ge=1, description="pairs per micro-batch (one forward of 2x rows)")
     micro_batches_per_step: int = Field(1, ge=1, description="micro-batches per optimizer step")
     max_length: int = Field(512, ge=16, description="prompt + answer tokens; longer pairs are cut")
-    method: Literal["full", "lora"] = Field("full", description="full fine-tune, or LoRA adapters")
-    lora: LoraSettings = LoraSettings()
-    precision: Literal["fp32", "bf16"] = Field("fp32", description="bf16: matmuls in bfloat16 under autocast")
     lr: float = Field(5.0e-6, gt=0, description="peak learning rate")
-    warmup: float = Field(0.1, ge=0, lt=1, description="warm-up, as a fraction of the steps")
-    max_grad_norm: float = Field(1.0, ge=0, description="0 turns clipping off")
-    save_every: int = Field(50, ge=1, description="optimizer steps between checkpoints")
     keep_checkpoints: int = Field(2, ge=1, description="checkpoints kept besides the best and the last")
-    seed: int = Field(0, description="curriculum shuffling and initialisation seed")

@@ -36,7 +36,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,13 @@ class LoopSettings:
     fingerprint: str = ""  # checkpoints of a run with another fingerprint are not resumed
     tensorboard: bool = False
     precision: str = "fp32"  # "bf16": matmuls in bfloat16 under autocast, weights and optimizer in fp32
+
+    @classmethod
+    def of(cls, hp: Any, **run: Any) -> LoopSettings:
+        """The settings a config section gives (train's resolved phase, or align): every field
+        the section has, by name, plus this run's own (`epochs`, `fingerprint`, ...)."""
+        shared = {f.name: getattr(hp, f.name) for f in fields(cls) if hasattr(hp, f.name)}
+        return cls(**{**shared, **run})
 
 
 @dataclass

@@ -36,8 +36,7 @@ from alignlab.store import (
 from alignlab.train import batching, checkpoint, config, data, loop
 from alignlab.train.batching import LazyBatches, token_budget_batches
 from alignlab.train.checkpoint import (
-    MARKER, CheckpointMetric, best_of, complete_checkpoints, copy_model_dir, is_lower_better,
-    load_trainable_model, lower_is_better,
+    CheckpointMetric, load_trainable_model, lower_is_better, select_checkpoint,
 )
 from alignlab.train.config import PhaseConfig
 from alignlab.train.data import TokenizedSample, collate, prepare_samples, sft_loss, split_validation
@@ -92,11 +91,9 @@ def trained_model(cfg: Config) -> Path:
 
 
 def default_metrics(cfg: Config) -> dict[str, CheckpointMetric]:
-    """Checkpoint metrics the evaluation package provides, when it is there."""
-    try:
-        from alignlab.evaluate import checkpoint_metrics  # type: ignore[attr-defined]
-    except ImportError:
-        return {}
+    """Checkpoint metrics the evaluation package provides (built when first called)."""
+    from alignlab.evaluate.selection import checkpoint_metrics
+
     return checkpoint_metrics(cfg)
 
 
@@ -188,11 +185,7 @@ def run_phase(cfg: Config, phase: PhaseConfig, start: str, chain: str,
         return LazyBatches(token_budget_batches(lengths, hp.batch_tokens, hp.seed, epoch),
                            lambda idx: collate([train[i] for i in idx], pad_id))
 
-    settings = LoopSettings(
-        epochs=phase.epochs, micro_batches_per_step=hp.micro_batches_per_step, lr=hp.lr,
-        warmup=hp.warmup, weight_decay=hp.weight_decay, max_grad_norm=hp.max_grad_norm,
-        save_every=hp.save_every, keep_checkpoints=hp.keep_checkpoints, seed=hp.seed,
-        fingerprint=train_fp, tensorboard=tc.tensorboard, precision=hp.precision)
+    settings = LoopSettings.of(hp, epochs=phase.epochs, fingerprint=train_fp, tensorboard=tc.tensorboard)
     result = train_loop(lambda resume: load_trainable_model(start, hp.method, hp.lora, resume),
                         tokenizer, batches, loss_fn, settings, out, score=metric,
                         stop_at_step=stop_at_step, progress=progress, description=phase.name)
@@ -208,29 +201,13 @@ def run_phase(cfg: Config, phase: PhaseConfig, start: str, chain: str,
     if not result.finished:
         return {**summary, "finished": False}
     if _is_main():
-        summary.update(_select(out, metric))
+        summary.update(select_checkpoint(out, metric))
         too_long = {**prepared.lengths_skipped, **validation.lengths_skipped}
         write_jsonl(out / "skipped.jsonl", [{"id": i, "reason": r, "tokens": too_long.get(i)}
                                             for r, ids in skipped.items() for i in ids])
         write_json(done, {**summary, "finished": True})
     _barrier()
     return {**read_json(done), "reused": False}
-
-
-def _select(out: Path, metric: CheckpointMetric) -> dict[str, Any]:
-    """Score any checkpoint not scored yet, copy the best to `selected/`."""
-    scores_path = out / "scores.json"
-    scores = read_json(scores_path) if scores_path.exists() else {}
-    for path in complete_checkpoints(out):
-        if path.name not in scores:
-            scores[path.name] = float(metric(path))
-    write_json(scores_path, scores)
-    lower = is_lower_better(metric)
-    existing = {n: s for n, s in scores.items() if (out / n / MARKER).exists()}
-    best = best_of(existing, lower)
-    copy_model_dir(out / best, out / "selected")
-    return {"scores": scores, "lower_is_better": lower, "selected": best,
-            "selected_score": scores[best], "selected_path": str(out / "selected")}
 
 
 def train_stage(cfg: Config, *, metrics: dict[str, CheckpointMetric] | None = None,

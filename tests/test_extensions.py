@@ -1,0 +1,143 @@
+"""Each kind of extension is one definition plus one line in one table: a toy curation step,
+a toy generator and a toy loss, each written here, go through the real registration — the
+curate funnel, the generators' runner and progress totals, the preference-loss lookup."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import pytest
+import torch
+from pydantic import Field, TypeAdapter
+from rich.progress import Progress
+
+from alignlab.config import Config
+from alignlab.curate import config as curate_config
+from alignlab.curate.config import STEPS, StepSettings, step_union
+from alignlab.curate.funnel import funnel_counts, run_steps
+from alignlab.curate.steps import KEEP, StepContext, reject
+from alignlab.llm.scripted import ScriptedBackend
+from alignlab.records import Sample
+from alignlab.sdg import generators
+from alignlab.sdg.candidates import Candidate
+from alignlab.sdg.config import GenerateConfig
+from alignlab.sdg.generator import Generator
+from alignlab.sdg.progress import GenerationProgress
+from alignlab.sdg.steps import GenContext, ask_step, sampling
+from alignlab.train import losses
+from alignlab.train.config import PreferenceLossConfig
+
+
+# ---------------------------------------------------------------- a curation step
+
+class ShortAnswerStep(StepSettings):
+    """Reject answers shorter than `min_words`."""
+
+    step: Literal["short_answer"] = "short_answer"
+    run: ClassVar[str] = f"{__name__}:short_answer"
+    min_words: int = Field(2, ge=1)
+
+
+def short_answer(samples, settings, ctx):
+    return [KEEP if len(s.messages[-1]["content"].split()) >= settings.min_words
+            else reject("too_short", words=len(s.messages[-1]["content"].split())) for s in samples]
+
+
+def _sample(i: int, answer: str) -> Sample:
+    return Sample(id=f"s{i}", messages=[{"role": "user", "content": f"question {i}"},
+                                        {"role": "assistant", "content": answer}],
+                  metadata={"leaf": "toy/leaf"})
+
+
+def test_a_curation_step_is_its_settings_and_function_plus_one_line(monkeypatch):
+    table = (*STEPS, ShortAnswerStep)
+    monkeypatch.setattr(curate_config, "STEPS", table)
+    steps = TypeAdapter(list[step_union(table)]).validate_python(
+        [{"step": "short_answer", "min_words": 3}, {"step": "dedup"}])
+    assert isinstance(steps[0], ShortAnswerStep) and steps[0].min_words == 3
+    samples = [_sample(0, "a long enough answer"), _sample(1, "too short"), _sample(2, "another fine answer")]
+    survivors, reports = run_steps(samples, steps, ["short_answer", "dedup"], StepContext(Config()))
+    assert [s.id for s in survivors] == ["s0", "s2"]
+    counts = funnel_counts(samples, survivors, reports)
+    assert counts["steps"][0]["by_reason"] == {"too_short": 1}
+    with pytest.raises(ValueError, match="short_answer"):  # an unknown name lists the known ones
+        TypeAdapter(list[step_union(table)]).validate_python([{"step": "nope"}])
+
+
+# ---------------------------------------------------------------- a generator
+
+def toy_run(ctx, candidates, leaves):
+    ask_step(ctx, candidates, step="question", into="question", parse=lambda t: t, params=sampling(ctx),
+             build=lambda c: {"messages": ({"role": "user", "content": f"ask about {c.leaf}"},)})
+    ask_step(ctx, candidates, step="answer", into="answer", parse=lambda t: t, params=sampling(ctx),
+             build=lambda c: {"messages": ({"role": "user", "content": c.question},)})
+
+
+def test_a_generator_is_its_declaration_plus_one_line(monkeypatch):
+    monkeypatch.setitem(generators.GENERATORS, "toy", Generator("toy", toy_run, requests=2))
+    candidates = [Candidate(leaf="toy/leaf", leaf_kind="freeform_skill", generator="toy", order=(k,))
+                  for k in range(3)]
+    backend = ScriptedBackend("scripted")
+    with Progress(disable=True) as bar:
+        tracker = GenerationProgress(bar, candidates)
+        assert bar.tasks[tracker.overall].total == 6  # 3 candidates x the 2 requests declared
+        ctx = GenContext(teacher=backend, judge=backend, settings=GenerateConfig(), progress=tracker)
+        generators.run_generators(ctx, candidates, {})
+        assert bar.tasks[tracker.overall].completed == 6
+    assert all(c.alive and c.answer for c in candidates)
+
+
+def test_an_undeclared_generator_says_where_to_declare_it():
+    with pytest.raises(KeyError, match="alignlab.sdg.generators"):
+        generators.generator("nope")
+
+
+# ---------------------------------------------------------------- a loss
+
+def test_a_loss_is_its_function_plus_one_line(monkeypatch):
+    def margin_loss(chosen, rejected, margin=1.0):
+        return torch.relu(margin - (chosen - rejected)), chosen.detach(), rejected.detach()
+
+    monkeypatch.setitem(losses.LOSSES, "margin", lambda c, x: margin_loss(x.chosen, x.rejected))
+    monkeypatch.setattr(losses, "REFERENCE_FREE", losses.REFERENCE_FREE | {"margin"})
+    cfg = PreferenceLossConfig.model_construct(kind="margin", beta=0.1)
+    loss, chosen, rejected = losses.preference_loss(cfg, torch.tensor([0.0, 3.0]), torch.tensor([0.0, 0.0]))
+    assert loss.tolist() == [1.0, 0.0]
+
+
+# ---------------------------------------------------------------- a training setting
+
+def test_a_training_setting_is_declared_once_and_every_phase_may_override_it():
+    from alignlab.errors import ConfigError
+    from alignlab.train.config import AlignConfig, Hyperparameters, LoopHyperparameters, PhaseConfig, TrainConfig
+
+    assert set(Hyperparameters.model_fields) <= set(PhaseConfig.model_fields)
+    assert set(LoopHyperparameters.model_fields) <= set(AlignConfig.model_fields)
+    train = TrainConfig(lr=1e-4, phases=[{"name": "a"}, {"name": "b", "lr": 5e-5, "lora": {"r": 4}}])
+    assert train.resolve(train.phases[0]).lr == 1e-4
+    resolved = train.resolve(train.phases[1])
+    assert resolved.lr == 5e-5 and resolved.lora.r == 4
+    with pytest.raises((ValueError, ConfigError)):  # an override keeps the setting's bounds
+        PhaseConfig(name="c", lr=0)
+
+
+def test_each_generator_declares_the_requests_a_surviving_candidate_sends(tmp_path):
+    """The progress totals are the declarations: a survivor must have sent exactly what its
+    generator declares (fewer would leave the bar short of 100%, more would overrun it)."""
+    from test_generate import workspace
+
+    from alignlab.config import load_config
+    from alignlab.sdg.stage import leaf_documents, plan, select_leaves
+
+    cfg = load_config(workspace(tmp_path))
+    leaves = select_leaves(cfg, None)
+    documents, _ = leaf_documents(leaves)
+    backend = ScriptedBackend("scripted")
+    work = plan(cfg, leaves, documents, backend.count_tokens, with_magpie=False)
+    with Progress(disable=True) as bar:
+        tracker = GenerationProgress(bar, work.candidates)
+        ctx = GenContext(teacher=backend, judge=backend, settings=cfg.generate, progress=tracker)
+        generators.run_generators(ctx, work.candidates, work.leaves)
+    survivors = {c.generator for c in work.candidates if c.alive}
+    assert survivors == {"knowledge_qa", "freeform", "grounded"}
+    assert {tracker.left[c.id] for c in work.candidates} == {0}
