@@ -31,9 +31,12 @@ ModelT = TypeVar("ModelT", bound=Section)
 class Models(Section):
     teacher: str = Field("embedded:smollm2-135m", description="model spec of the model that writes the data")
     judge: str | None = Field(None, description="defaults to the teacher")
+    teacher_tokenizer: str | None = Field(
+        None, description="served teacher: a local Hugging Face directory or embedded:... whose chat template "
+                          "renders prompts for /completions; detected from the model id when it names one we ship")
     student: str = Field("embedded:smollm2-135m", description="model spec of the model trained (local)")
 
-    @field_validator("teacher", "judge", "student")
+    @field_validator("teacher", "judge", "student", "teacher_tokenizer")
     @classmethod
     def _valid_spec(cls, v: str | None) -> str | None:
         if v is not None:

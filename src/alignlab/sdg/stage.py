@@ -46,8 +46,10 @@ class Plan:
 def open_models(cfg: Config) -> tuple[Backend, Backend]:
     """The teacher and the judge, behind the run's request cache."""
     cache = cfg.request_cache()
-    teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir)
-    judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir)
+    tokenizer = cfg.models.teacher_tokenizer
+    teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir, tokenizer)
+    judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir,
+                         tokenizer if cfg.judge == cfg.models.teacher else None)
     return teacher, judge
 
 
