@@ -47,11 +47,12 @@ class ScriptedTeacher(ScriptedBackend):
         return out
 
 
-def workspace(tmp_path: Path, **generate_settings) -> Path:
+def workspace(tmp_path: Path, sections: dict | None = None, **generate_settings) -> Path:
+    """The examples taxonomy with a small generate budget; `sections` adds other config sections."""
     shutil.copytree(EXAMPLES, tmp_path / "taxonomy")
     settings = {"samples_per_seed": 2, "qa_per_chunk": 2, "chunk_tokens": 200, "magpie": {"enabled": False},
                 "thresholds": dict.fromkeys(JUDGES, 2.5), **generate_settings}
-    config = {"name": "t", "taxonomy": "taxonomy", "generate": settings}
+    config = {"name": "t", "taxonomy": "taxonomy", "generate": settings, **(sections or {})}
     (tmp_path / "alignlab.yaml").write_text(json.dumps(config))
     return tmp_path / "alignlab.yaml"
 

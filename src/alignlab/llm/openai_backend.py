@@ -175,16 +175,18 @@ class OpenAIBackend:
                 if status == 200:
                     try:
                         data = answer.json()
-                    except ValueError:
-                        return None, f"{url}: the answer is not JSON: {answer.text[:200]!r}", status
-                    self._last_contact = time.monotonic()
-                    return data, None, status
-                reason = self._redact(error_text(answer))
-                if status != 429 and status < 500:
-                    if "context length" in reason.lower() or "context_length" in reason.lower():
-                        return None, f"context length exceeded ({url}: HTTP {status}: {reason})", status
-                    return None, f"{url}: HTTP {status}: {reason}", status
-                last, wait = f"HTTP {status}: {reason}", retry_after(answer)
+                    except ValueError:  # a proxy's error page or a cut-off body: retried like a 5xx
+                        last = f"the answer is not JSON: {answer.text[:200]!r}"
+                    else:
+                        self._last_contact = time.monotonic()
+                        return data, None, status
+                else:
+                    reason = self._redact(error_text(answer))
+                    if status != 429 and status < 500:
+                        if "context length" in reason.lower() or "context_length" in reason.lower():
+                            return None, f"context length exceeded ({url}: HTTP {status}: {reason})", status
+                        return None, f"{url}: HTTP {status}: {reason}", status
+                    last, wait = f"HTTP {status}: {reason}", retry_after(answer)
             if attempt < s.max_retries:
                 await asyncio.sleep(wait if wait is not None
                                     else s.backoff * 2 ** attempt * random.uniform(1.0, 1.1))
