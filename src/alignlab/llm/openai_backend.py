@@ -9,7 +9,8 @@ seeds s..s+3, so every sample is individually cacheable, as with the local backe
   (`render.py`): continued by the server, templated here and sent to /completions, or asked
   without an assistant prefix. The wire format is in `openai_wire.py`.
 - Connection errors, timeouts, 429 and 5xx are retried with exponential backoff (honouring
-  Retry-After); a request that still fails gets `Response.error` and the batch goes on. Other
+  Retry-After); a request that still fails gets `Response.error` and the batch goes on; the
+  in-flight limit shrinks on 429, 5xx and timeouts and grows back (`concurrency.py`). Other
   4xx (a prompt beyond the context length, a bad parameter) fail that request at once.
 - Before a batch the server is probed (GET /models, 5 s): a dead URL fails in seconds with a
   BackendError saying what to check, instead of every request retrying for minutes.
@@ -41,6 +42,7 @@ import httpx
 from alignlab.errors import BackendError, ConfigError
 from alignlab.llm.config import BackendSettings
 from alignlab.llm.cache import RequestCache, cache_key
+from alignlab.llm.concurrency import AdaptiveLimit
 from alignlab.llm.openai_wire import (
     chat_body, completion_body, echo_body, error_text, parse_answer, render_transcript, retry_after,
     score_from_echo,
@@ -60,7 +62,7 @@ PROBE_EVERY = 30.0  # seconds; a server that answered recently is not probed aga
 @dataclass
 class _Session:
     client: httpx.AsyncClient
-    slots: asyncio.Semaphore  # at most max_in_flight requests on the wire; backoff waits outside
+    slots: AdaptiveLimit  # at most max_in_flight requests on the wire (fewer when overloaded); backoff waits outside
 
 
 class OpenAIBackend:
@@ -87,6 +89,7 @@ class OpenAIBackend:
         self._tokenizer: Any = None
         self._caps: Capabilities | None = None
         self._models_answer: dict[str, Any] | None = None
+        self.limit: AdaptiveLimit | None = None  # the last batch's in-flight limit, for progress displays
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.model_id!r})"
@@ -117,7 +120,8 @@ class OpenAIBackend:
         async with httpx.AsyncClient(headers=self._headers(), timeout=timeout, limits=httpx.Limits(
                 max_connections=n, max_keepalive_connections=n)) as client:
             await self._probe(client)
-            yield _Session(client, asyncio.Semaphore(n))
+            self.limit = AdaptiveLimit(n, self.settings.requests_per_minute, self.settings.tokens_per_minute)
+            yield _Session(client, self.limit)
 
     async def _probe(self, client: httpx.AsyncClient) -> None:
         if time.monotonic() - self._last_contact < PROBE_EVERY:
@@ -166,6 +170,7 @@ class OpenAIBackend:
                     answer = await asyncio.wait_for(session.client.post(url, json=body), s.timeout)
                 except (TimeoutError, httpx.TimeoutException):
                     answer, last = None, f"no answer within {s.timeout:g} s"
+                    session.slots.overloaded()
                 except httpx.TransportError as e:
                     answer, last = None, f"connection error ({_reason(e)})"
                 finally:
@@ -179,6 +184,8 @@ class OpenAIBackend:
                         last = f"the answer is not JSON: {answer.text[:200]!r}"
                     else:
                         self._last_contact = time.monotonic()
+                        session.slots.success()
+                        session.slots.spent(int(((data or {}).get("usage") or {}).get("total_tokens") or 0))
                         return data, None, status
                 else:
                     reason = self._redact(error_text(answer))
@@ -187,6 +194,7 @@ class OpenAIBackend:
                             return None, f"context length exceeded ({url}: HTTP {status}: {reason})", status
                         return None, f"{url}: HTTP {status}: {reason}", status
                     last, wait = f"HTTP {status}: {reason}", retry_after(answer)
+                    session.slots.overloaded()
             if attempt < s.max_retries:
                 await asyncio.sleep(wait if wait is not None
                                     else s.backoff * 2 ** attempt * random.uniform(1.0, 1.1))

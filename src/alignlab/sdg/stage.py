@@ -145,6 +145,8 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     started = time.perf_counter()
     with progress_bar(console) as bar:
         tracker = GenerationProgress(bar, work.candidates)
+        served = getattr(teacher, "backend", teacher)
+        tracker.in_flight_limit = lambda: served.limit.current if getattr(served, "limit", None) else None
         ctx = GenContext(teacher=teacher, judge=judge, settings=s, progress=tracker)
         if s.engine == "ray":
             from alignlab.sdg.ray_engine import run_on_ray
