@@ -111,8 +111,23 @@ def _usage(prompt: str, text: str) -> dict[str, int]:
     return {"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}
 
 
-def fake_server(family: str, *, unparseable_every: int = 9, faults: Faults | None = None) -> FastAPI:
+def _structured(text: str, body: dict) -> str:
+    """A judge's digit as the JSON the schema asks for; one reply in four comes back as prose
+    first (real models do), and as JSON once asked to repair it."""
+    digit = text.strip()
+    if not digit.isdigit():
+        return text
+    asked_again = body["messages"][-1]["content"].startswith("Reply with the JSON object only")
+    if not asked_again and int(hashlib.sha256(json.dumps(body["messages"]).encode()).hexdigest(), 16) % 4 == 0:
+        return f"Score: {digit}"
+    return json.dumps({"score": int(digit)})
+
+
+def fake_server(family: str, *, unparseable_every: int = 9, faults: Faults | None = None,
+                logprobs: bool = True) -> FastAPI:
+    """`logprobs=False`: the server never returns log-probabilities (some hosted APIs)."""
     assert family in FAMILIES
+    with_logprobs = logprobs
     app = FastAPI()
     app.state.requests = Counter()  # path -> requests answered
 
@@ -141,8 +156,11 @@ def fake_server(family: str, *, unparseable_every: int = 9, faults: Faults | Non
                      and messages[-1]["role"] == "assistant")
         text, top = scripted_reply(messages, None, body.get("seed") or 0, bool(body.get("logprobs")),
                                    unparseable_every, continues=continued)
+        if body.get("response_format"):
+            text = _structured(text, body)
+            app.state.requests["repair"] += messages[-1]["content"].startswith("Reply with the JSON object only")
         logprobs = None
-        if top and body.get("logprobs"):
+        if top and body.get("logprobs") and with_logprobs:
             logprobs = {"content": [{"token": text, "logprob": top[0][1], "top_logprobs": [
                 {"token": t, "logprob": lp} for t, lp in top[:top_k]]}]}
         app.state.requests["chat"] += 1

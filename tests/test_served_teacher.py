@@ -84,6 +84,19 @@ def test_every_server_family_keeps_what_the_model_keeps_in_process(tmp_path, in_
     assert len(got) > 22 and got == in_process  # more than the 7 chunks and 15 seed Q&A
 
 
+def test_a_chat_server_without_logprobs_judges_by_json_with_one_repair(tmp_path):
+    app = fake_server("hosted", logprobs=False)
+    with running_server(app) as url:
+        manifest, cfg = served(tmp_path, url)
+    counts = manifest["counts"]
+    assert counts["teacher_server"]["judge_method"] == "json" and methods(cfg) == {"json"}
+    assert app.state.requests["repair"] > 0  # prose replies were asked again, once
+    assert counts["samples"] - counts["chunk_samples"] - counts["seed_samples"] > 0
+    judged = [j["score"] for s in read_jsonl(cfg.run_dir.path / "generate" / "samples.jsonl")
+              for j in s["metadata"].get("judges", {}).values()]
+    assert judged and all(float(x).is_integer() for x in judged)  # whole numbers: no distribution
+
+
 def test_the_probe_is_cached_per_server_and_model_and_settings_override_it(tmp_path):
     cache = RequestCache(tmp_path / "requests.sqlite")
     app = fake_server("llamacpp")

@@ -15,9 +15,9 @@ seeds s..s+3, so every sample is individually cacheable, as with the local backe
 - Before a batch the server is probed (GET /models, 5 s): a dead URL fails in seconds with a
   BackendError saying what to check, instead of every request retrying for minutes.
 - `loglikelihood` scores `context + continuation` through /completions with `echo` (vLLM and
-  `alignlab serve` support it). A chat-message context is rendered as a plain "User: ...\\n
-  Assistant:" transcript, because the server's chat template is not available to us; scores of
-  chat contexts therefore differ from the local backend's, which uses the model's template.
+  `alignlab serve` support it). A chat-message context is rendered with the teacher's chat
+  template when its tokenizer is known (as the local backend does), else as a plain "User:
+  ...\\n Assistant:" transcript, whose scores differ from the local backend's.
 - `count_tokens` asks the server's /tokenize (vLLM, `alignlab serve`) and falls back to
   ceil(chars / 4) when there is none.
 - The API key comes from the environment variable `settings.api_key_env`; it is only ever put
@@ -48,7 +48,9 @@ from alignlab.llm.openai_wire import (
     score_from_echo,
 )
 from alignlab.llm.probe import Capabilities, apply_overrides, probe, store_key
-from alignlab.llm.render import CONTINUE, choose_mode, detect_tokenizer, judge_method, rendered
+from alignlab.llm.render import (
+    CONTINUE, choose_mode, detect_tokenizer, judge_method, render_chat, rendered,
+)
 from alignlab.llm.specs import ModelSpec, parse_spec
 from alignlab.llm.types import (
     BackendStats, Choice, OnDone, Request, Response, Score, ScoreRequest,
@@ -326,8 +328,12 @@ class OpenAIBackend:
     async def _score(self, session: _Session, request: ScoreRequest) -> Score:
         if not request.continuation:
             return Score(0.0, 0, True)
-        context = (request.context if isinstance(request.context, str)
-                   else render_transcript(request.context, request.continuation))
+        if isinstance(request.context, str):
+            context = request.context
+        elif self.tokenizer is not None:
+            context = render_chat(self.tokenizer, request.context)
+        else:
+            context = render_transcript(request.context, request.continuation)
         text = context + request.continuation
         while True:
             tried = self._echo_max_tokens

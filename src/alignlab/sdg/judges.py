@@ -17,6 +17,7 @@ a judge's preference for the first position cancels out.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ from alignlab.sdg.templates import load_template
 MIN_LABEL_MASS = 0.05
 METHODS = ("prefix-logprobs", "completion-logprobs", "first-token-logprobs", "json", "text")
 IN_PROCESS = "prefix-logprobs"
+REPAIR = 'Reply with the JSON object only, for example {"score": 3}.'
 TOP_K = 20
 # The templates end in a prefill ("Score:", "Response"), so the label is the first or, after a
 # space token, the second generated token: two tokens are all a verdict needs.
@@ -96,10 +98,30 @@ class JudgeSpec:
     scale: tuple[int, int] = (1, 5)
 
 
+def score_schema(scale: tuple[int, int]) -> str:
+    return json.dumps({"type": "object", "required": ["score"], "properties": {
+        "score": {"type": "integer", "minimum": scale[0], "maximum": scale[1]}}})
+
+
+def read_json_score(text: str, scale: tuple[int, int]) -> Judgement | None:
+    """{"score": n} with n on the scale, or None."""
+    try:
+        value = json.loads(text.strip())
+        score = value["score"] if isinstance(value, dict) else None
+    except ValueError:
+        return None
+    if isinstance(score, bool) or not isinstance(score, (int, float)) or not scale[0] <= score <= scale[1]:
+        return None
+    return Judgement(float(score), "json", {str(int(score)): 1.0}, text)
+
+
 def judge_requests(spec: JudgeSpec, items: Sequence[dict[str, Any]],
-                   override_dir: str | None = None) -> list[Request]:
+                   override_dir: str | None = None, method: str = IN_PROCESS) -> list[Request]:
     template = load_template(spec.template, override_dir)
-    params = GenerationParams(max_tokens=2, temperature=0.0, logprobs=TOP_K)
+    if method == "json":  # no log-probs to read: a structured reply instead
+        params = GenerationParams(max_tokens=16, temperature=0.0, json_schema=score_schema(spec.scale))
+    else:
+        params = GenerationParams(max_tokens=2, temperature=0.0, logprobs=TOP_K)
     return [Request(messages=tuple(template.messages(**item, scale=spec.scale)), params=params)
             for item in items]
 
@@ -107,10 +129,31 @@ def judge_requests(spec: JudgeSpec, items: Sequence[dict[str, Any]],
 def run_judge(backend: Backend, spec: JudgeSpec, items: Sequence[dict[str, Any]],
               override_dir: str | None = None, on_done: OnDone | None = None) -> list[Judgement]:
     """Grade every item (a dict of the template's variables) in one batch."""
-    responses = backend.generate(judge_requests(spec, items, override_dir), on_done=on_done)
     method = backend_judge_method(backend)
+    requests = judge_requests(spec, items, override_dir, method)
+    responses = backend.generate(requests, on_done=on_done)
+    if method == "json":
+        return _json_verdicts(backend, spec, requests, responses)
     return [read_score(r.choices[0], spec.scale, method) if r.ok else Judgement(None, "failed", raw=r.error or "")
             for r in responses]
+
+
+def _json_verdicts(backend: Backend, spec: JudgeSpec, requests: Sequence[Request],
+                   responses: Sequence[Any]) -> list[Judgement]:
+    """JSON scores, with one repair request for a reply that does not parse (the reply shown
+    back, asked again for the JSON alone); the text is the last resort."""
+    verdicts: list[Judgement | None] = [
+        read_json_score(r.text, spec.scale) if r.ok else Judgement(None, "failed", raw=r.error or "")
+        for r in responses]
+    broken = [i for i, v in enumerate(verdicts) if v is None]
+    if broken:
+        repair = [Request(messages=(*requests[i].messages, {"role": "assistant", "content": responses[i].text},
+                                    {"role": "user", "content": REPAIR}), params=requests[i].params)
+                  for i in broken]
+        for i, answer in zip(broken, backend.generate(repair)):
+            text = answer.text if answer.ok else responses[i].text
+            verdicts[i] = read_json_score(text, spec.scale) or read_score(Choice(text), spec.scale, "text")
+    return verdicts  # type: ignore[return-value]
 
 
 @dataclass
