@@ -93,6 +93,11 @@ class Config(Section):
     def judge(self) -> str:
         return self.models.judge or self.models.teacher
 
+    def tokenizer_for(self, spec: str) -> str | None:
+        """`models.teacher_tokenizer` for the served teacher's spec (the judge too, when it is
+        the teacher); other models' tokenizers are detected from their ids."""
+        return self.models.teacher_tokenizer if spec == self.models.teacher else None
+
     def where(self, keys: tuple | list) -> str:
         """`alignlab.yaml:line:col` of a key path such as ("mix", "phases", 1, "sources", 0)."""
         if self._source is None or not self._source.is_file():

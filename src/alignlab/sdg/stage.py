@@ -52,10 +52,9 @@ class Plan:
 def open_models(cfg: Config) -> tuple[Backend, Backend]:
     """The teacher and the judge, behind the run's request cache."""
     cache = cfg.request_cache()
-    tokenizer = cfg.models.teacher_tokenizer
-    teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir, tokenizer)
-    judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir,
-                         tokenizer if cfg.judge == cfg.models.teacher else None)
+    teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir,
+                           cfg.tokenizer_for(cfg.models.teacher))
+    judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir, cfg.tokenizer_for(cfg.judge))
     return teacher, judge
 
 
