@@ -42,15 +42,23 @@ quiet = Console(file=open(os.devnull, "w"))
 
 
 def server_python(venv: Path) -> Path:
-    """The venv's python with llama_cpp.server importable, installing it first if needed."""
-    python = venv / "bin" / "python"
+    """The venv's python with llama_cpp.server importable, installing it first if needed.
+    `<venv>/.installing` marks an install under way (another run's): wait for it."""
+    python, marker = venv / "bin" / "python", venv / ".installing"
+    while marker.exists():
+        print(f"waiting for the install under way in {venv} ...")
+        time.sleep(20)
     if python.exists() and subprocess.run([python, "-c", "import llama_cpp.server"],
                                           capture_output=True).returncode == 0:
         return python
     print(f"installing llama-cpp-python[server] into {venv} (builds from source: ~7 min on 2 cores)")
     subprocess.run([sys.executable, "-m", "venv", venv], check=True)
-    env = os.environ | {"CMAKE_ARGS": os.environ.get("CMAKE_ARGS", "-DGGML_NATIVE=OFF")}
-    subprocess.run([python, "-m", "pip", "install", "llama-cpp-python[server]"], check=True, env=env)
+    marker.touch()
+    try:
+        env = os.environ | {"CMAKE_ARGS": os.environ.get("CMAKE_ARGS", "-DGGML_NATIVE=OFF")}
+        subprocess.run([python, "-m", "pip", "install", "llama-cpp-python[server]"], check=True, env=env)
+    finally:
+        marker.unlink(missing_ok=True)
     return python
 
 
@@ -106,8 +114,10 @@ def main() -> None:
         "ALIGNLAB_LLAMA_VENV", alignlab_home() / "llama-venv")))
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
-    python = server_python(args.venv)
     tmp = Path(tempfile.mkdtemp(prefix="served-teacher-"))
+    # In-process first: it needs no server, so it runs while an install may still be building.
+    local, local_leaf, local_wall = run(workspace(tmp / "in-process", "embedded:smollm2-135m"))
+    python = server_python(args.venv)
     server = start_server(python, args.port, tmp / "llama-server.log")
     try:
         served, served_leaf, served_wall = run(workspace(tmp / "served",
@@ -115,7 +125,6 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-    local, local_leaf, local_wall = run(workspace(tmp / "in-process", "embedded:smollm2-135m"))
 
     found = served["counts"].get("teacher_server") or {}
     print(f"server: {found.get('described')}")

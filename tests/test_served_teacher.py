@@ -21,7 +21,9 @@ from alignlab.llm.cache import CachedBackend, RequestCache
 from alignlab.llm.config import BackendSettings
 from alignlab.llm.scripted import ScriptedBackend
 from alignlab.llm.serve import running_server
+from alignlab.llm.probe import continues
 from alignlab.sdg.stage import generate, print_summary
+from alignlab.stage import upstream
 from alignlab.store import read_jsonl
 
 from fake_servers import Faults, fake_server
@@ -137,6 +139,7 @@ def test_faults_lose_nothing_a_plain_second_run_does_not_recover(tmp_path):
         reference = (clean_cfg.run_dir.path / "generate" / "samples.jsonl").read_bytes()
         faults.rate, faults.arrivals = 0.2, type(faults.arrivals)()
         first, cfg = served(tmp_path / "faulty", url)
+        before = upstream(cfg, "generate")
         failed = sum(first["counts"]["by_reason"].get(r, 0) for r in ("teacher_error", "judge_error"))
         assert set(faults.injected) == {"500", "503", "429", "timeout", "reset", "nonjson"}
         assert failed > 0  # one retry is not enough for every fault: some requests failed
@@ -146,3 +149,12 @@ def test_faults_lose_nothing_a_plain_second_run_does_not_recover(tmp_path):
     assert not any(r in second["counts"]["by_reason"] for r in ("teacher_error", "judge_error"))
     assert (cfg.run_dir.path / "generate" / "samples.jsonl").read_bytes() == reference
     assert third == second
+    assert upstream(cfg, "generate") != before  # curate and later stages see the recovered samples
+
+
+def test_the_probe_tells_continuation_from_prompt_token_counts():
+    # (with continue_final_message, without it, the user turn alone)
+    assert continues(12, 17, 10)  # vLLM: the flag saves the end of turn and a new generation prompt
+    assert continues(11, 11, 10)  # alignlab serve: always continues, the prefix adds a token
+    assert not continues(15, 15, 10)  # llama.cpp, Ollama: a closed turn and a new one either way
+    assert not continues(None, 15, 10)  # no usage reported: do not guess

@@ -240,7 +240,7 @@ class OpenAIBackend:
                       request: Request) -> tuple[Choice, int, str | None]:
         if request.params.max_tokens == 0 or session is None:
             return Choice("", "length"), 0, None  # as the local backend: nothing to generate
-        if request.is_chat:
+        if request.is_chat:  # as the server can take it: maybe a prompt for /completions now
             request = rendered(request, self.mode, self.capabilities, self.tokenizer)
         if request.is_chat:
             path, body = "/chat/completions", chat_body(self.model, request)
