@@ -132,7 +132,7 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     retry = failed_requests(run.manifest) if run.done and not force else 0
     if run.done and not force and not retry:
         return run.manifest
-    recoveries = (run.manifest or {}).get("recoveries", 0) + 1 if retry else (run.manifest or {}).get("recoveries")
+    recoveries = (run.manifest or {}).get("recoveries", 0)
     documents, failed = leaf_documents(leaves)
     leaves = [leaf for leaf in leaves if leaf.path not in failed]
     teacher, judge = models or open_models(cfg)
@@ -171,7 +171,8 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
                   teacher_tokens=teacher.stats.completion_tokens - tokens_before,
                   teacher_server=server_findings(teacher), judge_methods=judge_methods(samples, tally))
     if retry:
-        counts.update(retried=retry, recovered=retry - failed_requests({"counts": counts}))
+        counts.update(retried=retry, recovered=max(0, retry - failed_requests({"counts": counts})))
+        recoveries += counts["recovered"] > 0  # only new samples make later stages run again
     if failed:
         # The other leaves' samples are written and their teacher replies cached; without a
         # manifest the stage runs again once the documents can be read, asking nothing twice.
