@@ -17,7 +17,7 @@ def sample(sid: str, instruction: str, response: str, *, leaf: str = "compositio
            quality: float | None = 5.0) -> Sample:
     metadata = {"leaf": leaf, "leaf_kind": kind, "generator": generator, "teacher": "embedded:smollm2-135m"}
     if quality is not None:
-        metadata["judges"] = {"quality": {"score": quality, "method": "logprobs"}}
+        metadata["judges"] = {"quality": {"score": quality, "method": "prefix-logprobs"}}
     return Sample(sid, [{"role": "user", "content": instruction}, {"role": "assistant", "content": response}],
                   unmask, metadata)
 

@@ -167,6 +167,6 @@ def test_embedded_model_judges_revises_and_scores_surprisal(tmp_path):
     assert counts["steps"][1]["by_reason"] == {"style_outlier": 1} and len(kept) == 2
     for row in kept + [r["record"] for r in rejects]:
         judged = row["metadata"]["judges"]["quality"]
-        assert 1.0 <= judged["score"] <= 5.0 and judged["method"] in ("logprobs", "text")
+        assert 1.0 <= judged["score"] <= 5.0 and judged["method"] in ("prefix-logprobs", "text")
     for row in kept:
         assert "revised" in row["metadata"] or "unrevised" in row["metadata"]

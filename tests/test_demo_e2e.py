@@ -59,7 +59,7 @@ def test_every_leaf_produced_accepted_samples_with_lineage(demo):
         meta = s["metadata"]
         assert meta["teacher"] == "embedded:smollm2-135m|bf16"
         assert meta["templates"] and all(len(h) == 12 for h in meta["templates"].values())
-        assert meta["judges"] and all(j["method"] in ("logprobs", "text") for j in meta["judges"].values())
+        assert meta["judges"] and all(j["method"] in ("prefix-logprobs", "text") for j in meta["judges"].values())
         assert ("chunk_id" in meta) == (meta["generator"] == "knowledge_qa")
         assert "seed_index" in meta or meta["generator"] in ("knowledge_qa", "magpie")
 

@@ -226,7 +226,7 @@ def test_judged_scores_per_leaf_are_expected_scores_of_the_score_tokens(tmp_path
     assert summary["by_leaf"]["compositional_skills/writing/haiku"]["mean_score"] == pytest.approx(4.5)
     assert summary["by_leaf"]["compositional_skills/extraction/dates"]["mean_score"] == pytest.approx(2.0)
     assert summary["overall"]["mean_score"] == pytest.approx((5 * 4.5 + 5 * 2.0) / 10)
-    assert all(r["method"] == "logprobs" for r in rows)
+    assert all(r["method"] == "prefix-logprobs" for r in rows)
 
 
 PROMPTS = [{"leaf": "skills/a", "question": f"Question {k}?"} for k in range(4)] + \

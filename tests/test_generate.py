@@ -47,11 +47,12 @@ class ScriptedTeacher(ScriptedBackend):
         return out
 
 
-def workspace(tmp_path: Path, **generate_settings) -> Path:
+def workspace(tmp_path: Path, sections: dict | None = None, **generate_settings) -> Path:
+    """The examples taxonomy with a small generate budget; `sections` adds other config sections."""
     shutil.copytree(EXAMPLES, tmp_path / "taxonomy")
     settings = {"samples_per_seed": 2, "qa_per_chunk": 2, "chunk_tokens": 200, "magpie": {"enabled": False},
                 "thresholds": dict.fromkeys(JUDGES, 2.5), **generate_settings}
-    config = {"name": "t", "taxonomy": "taxonomy", "generate": settings}
+    config = {"name": "t", "taxonomy": "taxonomy", "generate": settings, **(sections or {})}
     (tmp_path / "alignlab.yaml").write_text(json.dumps(config))
     return tmp_path / "alignlab.yaml"
 
@@ -94,7 +95,7 @@ def test_accounting_sums_to_candidates_for_every_generator(tmp_path):
         expected_judges = {"knowledge_qa": {"standalone", "faithfulness", "relevance"}}.get(
             meta["generator"], {"question", "quality"})
         assert set(meta["judges"]) == expected_judges
-        assert all(j["score"] >= 2.5 and j["method"] == "logprobs" for j in meta["judges"].values())
+        assert all(j["score"] >= 2.5 and j["method"] == "prefix-logprobs" for j in meta["judges"].values())
     chunk = next(s for s in samples if s["metadata"]["generator"] == "knowledge_chunk")
     assert chunk["unmask"] is True
     assert sum(c["kept"] for c in counts["by_leaf"].values()) == len(samples)
@@ -102,7 +103,7 @@ def test_accounting_sums_to_candidates_for_every_generator(tmp_path):
 
 def test_judge_reads_the_expected_score_from_logprobs():
     verdict = read_score(score_choice(4), (1, 5))
-    assert verdict.method == "logprobs"
+    assert verdict.method == "prefix-logprobs"
     assert verdict.score == pytest.approx(4 * 0.7 + 3 * 0.2 + 5 * 0.1)
     text_only = read_score(Choice("I would say 2 out of 5"), (1, 5))
     assert (text_only.score, text_only.method) == (2.0, "text")

@@ -31,9 +31,9 @@ T0 = 1_700_000_000.0
 
 
 def _sample(leaf: str, i: int, score: float) -> Sample:
-    judges = {"quality": {"score": score, "method": "logprobs", "model": TEACHER, "template": "abc"}}
+    judges = {"quality": {"score": score, "method": "prefix-logprobs", "model": TEACHER, "template": "abc"}}
     if LEAVES[leaf] == "knowledge":
-        judges["faithfulness"] = {"score": score - 0.5, "method": "logprobs", "model": TEACHER, "template": "def"}
+        judges["faithfulness"] = {"score": score - 0.5, "method": "prefix-logprobs", "model": TEACHER, "template": "def"}
     return Sample(id=f"{leaf[-4:]}{i}", messages=[{"role": "user", "content": f"Question {i} about {leaf}?"},
                                                   {"role": "assistant", "content": f"Answer {i}."}],
                   metadata={"leaf": leaf, "leaf_kind": LEAVES[leaf], "generator": "fake", "judges": judges})

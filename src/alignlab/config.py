@@ -31,9 +31,12 @@ ModelT = TypeVar("ModelT", bound=Section)
 class Models(Section):
     teacher: str = Field("embedded:smollm2-135m", description="model spec of the model that writes the data")
     judge: str | None = Field(None, description="defaults to the teacher")
+    teacher_tokenizer: str | None = Field(
+        None, description="served teacher: a local Hugging Face directory or embedded:... whose chat template "
+                          "renders prompts for /completions; detected from the model id when it names one we ship")
     student: str = Field("embedded:smollm2-135m", description="model spec of the model trained (local)")
 
-    @field_validator("teacher", "judge", "student")
+    @field_validator("teacher", "judge", "student", "teacher_tokenizer")
     @classmethod
     def _valid_spec(cls, v: str | None) -> str | None:
         if v is not None:
@@ -89,6 +92,11 @@ class Config(Section):
     @property
     def judge(self) -> str:
         return self.models.judge or self.models.teacher
+
+    def tokenizer_for(self, spec: str) -> str | None:
+        """`models.teacher_tokenizer` for the served teacher's spec (the judge too, when it is
+        the teacher); other models' tokenizers are detected from their ids."""
+        return self.models.teacher_tokenizer if spec == self.models.teacher else None
 
     def where(self, keys: tuple | list) -> str:
         """`alignlab.yaml:line:col` of a key path such as ("mix", "phases", 1, "sources", 0)."""

@@ -61,5 +61,9 @@ def finished_stage(cfg: Config, name: str) -> StageDir:
 
 
 def upstream(cfg: Config, name: str) -> str:
-    """The fingerprint of a finished upstream stage, used as this stage's input fingerprint."""
-    return finished_stage(cfg, name).manifest()["fingerprint"]
+    """The fingerprint of a finished upstream stage, used as this stage's input fingerprint.
+    A stage re-run to recover failed requests keeps its fingerprint but changed its outputs,
+    so its recovery count is part of what downstream stages see."""
+    manifest = finished_stage(cfg, name).manifest()
+    recoveries = manifest.get("recoveries")
+    return f"{manifest['fingerprint']}/recovery-{recoveries}" if recoveries else manifest["fingerprint"]

@@ -47,7 +47,7 @@ class StepContext:
             if self._cache is None:
                 self._cache = self.cfg.request_cache()
             self.backends[spec] = open_backend(spec, self.cfg.backend, self._cache,
-                                               base_dir=self.cfg.base_dir)
+                                               base_dir=self.cfg.base_dir, tokenizer=self.cfg.tokenizer_for(spec))
         return self.backends[spec]
 
     def track(self, description: str, total: int) -> Callable[..., None]:

@@ -59,7 +59,8 @@ class EvalOptions:
 
 
 def backend_for(cfg: Config, spec: str, cache: RequestCache | None = None) -> Backend:
-    return open_backend(spec, cfg.backend, cache or cfg.request_cache(), base_dir=cfg.base_dir)
+    return open_backend(spec, cfg.backend, cache or cfg.request_cache(), base_dir=cfg.base_dir,
+                        tokenizer=cfg.tokenizer_for(spec))
 
 
 def model_label(spec: str) -> str:

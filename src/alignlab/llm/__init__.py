@@ -26,7 +26,10 @@ _local_backends: dict[str, Backend] = {}
 
 
 def open_backend(spec: ModelSpec | str, settings: BackendSettings | None = None,
-                 cache: RequestCache | None = None, base_dir: Path | None = None) -> Backend:
+                 cache: RequestCache | None = None, base_dir: Path | None = None,
+                 tokenizer: str | None = None) -> Backend:
+    """`tokenizer` (a served model's: local directory or embedded spec) lets prompts be
+    rendered here for servers that cannot continue a message (llm/render.py)."""
     settings = settings or BackendSettings()
     if isinstance(spec, str):
         spec = parse_spec(spec, base_dir)
@@ -34,7 +37,9 @@ def open_backend(spec: ModelSpec | str, settings: BackendSettings | None = None,
     if spec.kind == "openai":
         from alignlab.llm.openai_backend import OpenAIBackend
 
-        backend = OpenAIBackend(spec, settings)
+        if tokenizer is not None and not tokenizer.startswith("embedded:"):
+            tokenizer = parse_spec(tokenizer, base_dir).name
+        backend = OpenAIBackend(spec, settings, cache=cache, tokenizer=tokenizer)
     else:
         from alignlab.llm.hf import model_id
         from alignlab.llm.local import LocalBackend

@@ -120,9 +120,15 @@ class CachedBackend:
     def count_tokens(self, text: str) -> int:
         return self.backend.count_tokens(text)
 
+    def _identity(self) -> str:
+        """The model part of the keys: a served model's identity includes how prompts are
+        rendered for its server, known once it has been probed."""
+        return getattr(self.backend, "cache_identity", self.model_id)
+
     def generate(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Response]:
         samples = [(i, j, s) for i, r in enumerate(requests) for j, s in enumerate(r.samples())]
-        keys = [cache_key(self.model_id, "generate", s.payload()) for _, _, s in samples]
+        identity = self._identity()
+        keys = [cache_key(identity, "generate", s.payload()) for _, _, s in samples]
         found = self.cache.get_many(keys)
         responses = [Response(choices=[Choice("")] * r.params.n, cached=True) for r in requests]
         pending = [r.params.n for r in requests]

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from alignlab.llm.render import render_chat
 from alignlab.llm.types import (
     BackendStats, Choice, GenerationParams, OnDone, Request, Response, Score, ScoreRequest,
     TokenLogprob,
@@ -78,10 +79,7 @@ class LocalBackend:
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         """The chat template applied; a final assistant message is left open to be continued."""
-        continue_final = messages[-1]["role"] == "assistant"
-        return self.tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=not continue_final,
-            continue_final_message=continue_final)
+        return render_chat(self.tokenizer, messages)
 
     def _encode_prompt(self, request: Request) -> list[int]:
         if request.is_chat:

@@ -4,16 +4,20 @@ Spec `openai:<base_url>#<model>`. A batch becomes many HTTP requests kept in fli
 (`max_in_flight`), one per sample: a request with `n=4` is sent as four `n=1` requests with
 seeds s..s+3, so every sample is individually cacheable, as with the local backend.
 
-- Chat requests go to /chat/completions, plain prompts to /completions; see `openai_wire.py`.
+- On first contact the server's capabilities are probed (`probe.py`, cached in the request
+  cache's database) and each chat request is rendered the way the server can take it
+  (`render.py`): continued by the server, templated here and sent to /completions, or asked
+  without an assistant prefix. The wire format is in `openai_wire.py`.
 - Connection errors, timeouts, 429 and 5xx are retried with exponential backoff (honouring
-  Retry-After); a request that still fails gets `Response.error` and the batch goes on. Other
+  Retry-After); a request that still fails gets `Response.error` and the batch goes on; the
+  in-flight limit shrinks on 429, 5xx and timeouts and grows back (`concurrency.py`). Other
   4xx (a prompt beyond the context length, a bad parameter) fail that request at once.
 - Before a batch the server is probed (GET /models, 5 s): a dead URL fails in seconds with a
   BackendError saying what to check, instead of every request retrying for minutes.
 - `loglikelihood` scores `context + continuation` through /completions with `echo` (vLLM and
-  `alignlab serve` support it). A chat-message context is rendered as a plain "User: ...\\n
-  Assistant:" transcript, because the server's chat template is not available to us; scores of
-  chat contexts therefore differ from the local backend's, which uses the model's template.
+  `alignlab serve` support it). A chat-message context is rendered with the teacher's chat
+  template when its tokenizer is known (as the local backend does), else as a plain "User:
+  ...\\n Assistant:" transcript, whose scores differ from the local backend's.
 - `count_tokens` asks the server's /tokenize (vLLM, `alignlab serve`) and falls back to
   ceil(chars / 4) when there is none.
 - The API key comes from the environment variable `settings.api_key_env`; it is only ever put
@@ -30,16 +34,22 @@ import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
 
 import httpx
 
 from alignlab.errors import BackendError, ConfigError
 from alignlab.llm.config import BackendSettings
+from alignlab.llm.cache import RequestCache, cache_key
+from alignlab.llm.concurrency import AdaptiveLimit
 from alignlab.llm.openai_wire import (
     chat_body, completion_body, echo_body, error_text, parse_answer, render_transcript, retry_after,
     score_from_echo,
+)
+from alignlab.llm.probe import Capabilities, apply_overrides, probe, store_key
+from alignlab.llm.render import (
+    CONTINUE, choose_mode, detect_tokenizer, judge_method, render_chat, rendered,
 )
 from alignlab.llm.specs import ModelSpec, parse_spec
 from alignlab.llm.types import (
@@ -54,11 +64,12 @@ PROBE_EVERY = 30.0  # seconds; a server that answered recently is not probed aga
 @dataclass
 class _Session:
     client: httpx.AsyncClient
-    slots: asyncio.Semaphore  # at most max_in_flight requests on the wire; backoff waits outside
+    slots: AdaptiveLimit  # at most max_in_flight requests on the wire (fewer when overloaded); backoff waits outside
 
 
 class OpenAIBackend:
-    def __init__(self, spec: ModelSpec | str, settings: BackendSettings | None = None):
+    def __init__(self, spec: ModelSpec | str, settings: BackendSettings | None = None, *,
+                 cache: RequestCache | None = None, tokenizer: str | None = None):
         spec = spec if isinstance(spec, ModelSpec) else parse_spec(spec)
         if spec.kind != "openai" or spec.base_url is None:
             raise ConfigError(f"model spec {spec.raw!r} is not 'openai:<base_url>#<model>'")
@@ -74,6 +85,13 @@ class OpenAIBackend:
         self._last_contact = -math.inf
         self._in_flight = 0
         self._busy_since = 0.0
+        # ---- knowing the server (probe.py, render.py)
+        self._store = cache
+        self.tokenizer_spec = tokenizer or detect_tokenizer(self.model)
+        self._tokenizer: Any = None
+        self._caps: Capabilities | None = None
+        self._models_answer: dict[str, Any] | None = None
+        self.limit: AdaptiveLimit | None = None  # the last batch's in-flight limit, for progress displays
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.model_id!r})"
@@ -104,7 +122,8 @@ class OpenAIBackend:
         async with httpx.AsyncClient(headers=self._headers(), timeout=timeout, limits=httpx.Limits(
                 max_connections=n, max_keepalive_connections=n)) as client:
             await self._probe(client)
-            yield _Session(client, asyncio.Semaphore(n))
+            self.limit = AdaptiveLimit(n, self.settings.requests_per_minute, self.settings.tokens_per_minute)
+            yield _Session(client, self.limit)
 
     async def _probe(self, client: httpx.AsyncClient) -> None:
         if time.monotonic() - self._last_contact < PROBE_EVERY:
@@ -124,6 +143,10 @@ class OpenAIBackend:
                 f"the model server at {self.base_url} refused the API key (HTTP {answer.status_code}): "
                 f"check the environment variable {self.settings.api_key_env} ({state})")
         self._last_contact = time.monotonic()
+        try:
+            self._models_answer = answer.json() if answer.status_code == 200 else None
+        except ValueError:
+            self._models_answer = None
 
     # ------------------------------------------------------------ one HTTP request, with retries
 
@@ -149,6 +172,7 @@ class OpenAIBackend:
                     answer = await asyncio.wait_for(session.client.post(url, json=body), s.timeout)
                 except (TimeoutError, httpx.TimeoutException):
                     answer, last = None, f"no answer within {s.timeout:g} s"
+                    session.slots.overloaded()
                 except httpx.TransportError as e:
                     answer, last = None, f"connection error ({_reason(e)})"
                 finally:
@@ -158,16 +182,21 @@ class OpenAIBackend:
                 if status == 200:
                     try:
                         data = answer.json()
-                    except ValueError:
-                        return None, f"{url}: the answer is not JSON: {answer.text[:200]!r}", status
-                    self._last_contact = time.monotonic()
-                    return data, None, status
-                reason = self._redact(error_text(answer))
-                if status != 429 and status < 500:
-                    if "context length" in reason.lower() or "context_length" in reason.lower():
-                        return None, f"context length exceeded ({url}: HTTP {status}: {reason})", status
-                    return None, f"{url}: HTTP {status}: {reason}", status
-                last, wait = f"HTTP {status}: {reason}", retry_after(answer)
+                    except ValueError:  # a proxy's error page or a cut-off body: retried like a 5xx
+                        last = f"the answer is not JSON: {answer.text[:200]!r}"
+                    else:
+                        self._last_contact = time.monotonic()
+                        session.slots.success()
+                        session.slots.spent(int(((data or {}).get("usage") or {}).get("total_tokens") or 0))
+                        return data, None, status
+                else:
+                    reason = self._redact(error_text(answer))
+                    if status != 429 and status < 500:
+                        if "context length" in reason.lower() or "context_length" in reason.lower():
+                            return None, f"context length exceeded ({url}: HTTP {status}: {reason})", status
+                        return None, f"{url}: HTTP {status}: {reason}", status
+                    last, wait = f"HTTP {status}: {reason}", retry_after(answer)
+                    session.slots.overloaded()
             if attempt < s.max_retries:
                 await asyncio.sleep(wait if wait is not None
                                     else s.backoff * 2 ** attempt * random.uniform(1.0, 1.1))
@@ -202,6 +231,8 @@ class OpenAIBackend:
             await asyncio.gather(*(one(None, *x) for x in samples))
             return responses
         async with self._session() as session:
+            if any(r.is_chat for r in requests):  # only chat requests are rendered per server
+                await self._know_server(session)
             await asyncio.gather(*(one(session, *x) for x in samples))
         return responses
 
@@ -209,6 +240,8 @@ class OpenAIBackend:
                       request: Request) -> tuple[Choice, int, str | None]:
         if request.params.max_tokens == 0 or session is None:
             return Choice("", "length"), 0, None  # as the local backend: nothing to generate
+        if request.is_chat:  # as the server can take it: maybe a prompt for /completions now
+            request = rendered(request, self.mode, self.capabilities, self.tokenizer)
         if request.is_chat:
             path, body = "/chat/completions", chat_body(self.model, request)
         else:
@@ -223,6 +256,61 @@ class OpenAIBackend:
         self.stats.prompt_tokens += prompt_tokens
         self.stats.completion_tokens += choice.completion_tokens
         return choice, prompt_tokens, None
+
+    # ------------------------------------------------------------ knowing the server
+
+    async def _know_server(self, session: _Session) -> None:
+        """Probe once per base URL and model (the findings are cached beside the answers);
+        `backend.server:` findings win and are not asked."""
+        if self._caps is not None:
+            return
+        known = {k: v for k, v in self.settings.server.model_dump().items() if v is not None}
+        key = cache_key(*store_key(self.base_url, self.model))
+        found = self._store.get_many([key]).get(key) if self._store is not None and not known else None
+        if found is not None:
+            caps = Capabilities.from_dict(found)
+        else:
+            calls = self.stats.calls  # the probe's requests are not the run's work
+            caps = await probe(lambda path, body: self._post(session, path, body), self.model, known,
+                               self._models_answer)
+            self.stats.calls = calls
+            if self._store is not None and not known:
+                self._store.put_many([(key, asdict(caps))])
+        self._caps = apply_overrides(caps, known)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        if self._caps is None:
+            async def contact() -> None:
+                async with self._session() as session:
+                    await self._know_server(session)
+            self._run(contact)
+        assert self._caps is not None
+        return self._caps
+
+    @property
+    def tokenizer(self) -> Any:
+        """The teacher's tokenizer, loaded when prompts are rendered here (`completion` mode)."""
+        if self._tokenizer is None and self.tokenizer_spec is not None:
+            from alignlab.llm.hf import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.tokenizer_spec)
+        return self._tokenizer
+
+    @property
+    def mode(self) -> str:
+        """How chat requests are rendered for this server (render.py)."""
+        return choose_mode(self.capabilities, self.tokenizer_spec is not None)
+
+    @property
+    def judge_method(self) -> str:
+        return judge_method(self.mode, self.capabilities)
+
+    @property
+    def cache_identity(self) -> str:
+        """The cache key's model: a reply depends on how its prompt was rendered, so answers
+        cached under one rendering are never reused under another."""
+        return self.model_id if self.mode == CONTINUE else f"{self.model_id}|{self.mode}"
 
     # ------------------------------------------------------------ scoring
 
@@ -240,8 +328,12 @@ class OpenAIBackend:
     async def _score(self, session: _Session, request: ScoreRequest) -> Score:
         if not request.continuation:
             return Score(0.0, 0, True)
-        context = (request.context if isinstance(request.context, str)
-                   else render_transcript(request.context, request.continuation))
+        if isinstance(request.context, str):
+            context = request.context
+        elif self.tokenizer is not None:
+            context = render_chat(self.tokenizer, request.context)
+        else:
+            context = render_transcript(request.context, request.continuation)
         text = context + request.continuation
         while True:
             tried = self._echo_max_tokens

@@ -8,6 +8,7 @@ any order (we sort them, most likely first).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -29,6 +30,9 @@ def chat_body(model: str, request: Request) -> dict[str, Any]:
     body = _sampling(model, request.params) | {"messages": list(request.messages)}
     if request.params.logprobs:
         body |= {"logprobs": True, "top_logprobs": request.params.logprobs}
+    if request.params.json_schema:
+        body["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": "reply", "schema": json.loads(request.params.json_schema)}}
     if request.messages[-1]["role"] == "assistant":
         # Continue the final assistant message instead of answering it (vLLM's extension; the
         # protocol's meaning of a trailing assistant message).

@@ -30,26 +30,42 @@ def _digest(payload: Any) -> int:
 
 
 def scripted_reply(messages: Sequence[dict[str, str]] | None, prompt: str | None, seed: int,
-                   wants_logprobs: bool, unparseable_every: int = 0) -> tuple[str, list[tuple[str, float]] | None]:
-    """(text, top log-probabilities of the first token or None) for one request."""
-    h = _digest([messages, prompt, seed])
-    if wants_logprobs and "Response A" in json.dumps(messages):  # a pairwise judge: P(A) by the hash
+                   wants_logprobs: bool, unparseable_every: int = 0, *,
+                   continues: bool = True) -> tuple[str, list[tuple[str, float]] | None]:
+    """(text, top log-probabilities of the first token or None) for one request.
+
+    Like a well-behaved model, it means the same whether its reply was begun for it (a final
+    assistant message such as "Score:", continued) or it was asked to write only that (no
+    prefix): the content is drawn from the conversation before any prefix. Shown its own
+    prefix as a closed turn and asked for a new one (`continues=False`: a server that ignores
+    `continue_final_message`), it chatters, as small models do there.
+    """
+    prefixed = bool(messages) and len(messages) > 1 and messages[-1]["role"] == "assistant"
+    asked = list(messages[:-1]) if prefixed else messages
+    h = _digest([asked, prompt, seed])
+    judging = wants_logprobs or "Reply with the number only" in json.dumps(asked)
+    if prefixed and not continues:
+        if judging:  # "A great ... 1.": no score token where the score should be
+            return "A great question! I would say 1.", [("A", math.log(0.9)), ("The", math.log(0.05))]
+        return "Sure! Here is one:\n\n" + scripted_reply(asked, prompt, seed, False, unparseable_every)[0].strip(), None
+    if judging and "Response A" in json.dumps(asked):  # a pairwise judge: P(A) by the hash
         p = 0.2 + 0.6 * ((h >> 3) % 100) / 100
         return (" A" if p >= 0.5 else " B"), [(" A", math.log(p)), (" B", math.log(1 - p))]
-    if wants_logprobs:  # a grading judge: a score distribution centred on 1..5 by the hash
+    if judging:  # a grading judge: a score distribution centred on 1..5 by the hash
         score = 1 + h % 5
         probs = {score: 0.7, max(1, score - 1): 0.2, min(5, score + 1): 0.1}
         top = sorted(((f" {s}", math.log(p)) for s, p in probs.items()), key=lambda t: -t[1])
-        return f" {score}", top
+        return f" {score}", top if wants_logprobs else None
     if unparseable_every and h % unparseable_every == 0:
         return "?", None
-    system = messages[0]["content"] if messages else ""
+    system = asked[0]["content"] if asked else ""
     words = " ".join(WORDS[(h >> k) % len(WORDS)] for k in range(0, 20, 4))
     if "short example texts" in system:
         return (f"A notice about the {words} says the opening is on Monday at nine and tickets cost "
                 f"four coins each at the door."), None
     if prompt is not None or any(k in system for k in ("exam questions", "new tasks", "on a given text")):
-        return f" Which {words} is described?", None
+        # A continued "Question:" goes on after a space; a fresh reply starts with the words.
+        return f"{' ' if prefixed or prompt is not None else ''}Which {words} is described?", None
     return f"It is the {words}, as the text states.", None
 
 

@@ -30,6 +30,7 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     seed: int = 0
     logprobs: int = 0  # how many top alternatives to return per generated token; 0 = none
+    json_schema: str | None = None  # servers that support it constrain the reply to this JSON schema
 
     def __post_init__(self) -> None:
         if self.n < 1:
@@ -64,8 +65,11 @@ class Request:
 
     def payload(self) -> dict[str, Any]:
         """Canonical form used for cache keys and logs."""
+        params = asdict(self.params)
+        if params["json_schema"] is None:  # absent, so keys from before the field are unchanged
+            del params["json_schema"]
         return {"messages": list(self.messages) if self.messages is not None else None,
-                "prompt": self.prompt, "params": asdict(self.params)}
+                "prompt": self.prompt, "params": params}
 
     def samples(self) -> list[Request]:
         """One `n=1` request per sample, sample i seeded with seed + i (see module docstring)."""

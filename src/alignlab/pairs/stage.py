@@ -146,7 +146,7 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
 
     def backend(spec: str) -> Backend:
         if spec not in opened:
-            opened[spec] = open_backend(spec, cfg.backend, cache, cfg.base_dir)
+            opened[spec] = open_backend(spec, cfg.backend, cache, cfg.base_dir, cfg.tokenizer_for(spec))
         return opened[spec]
 
     params = GenerationParams(max_tokens=s.max_tokens, seed=cfg.seed)

@@ -53,6 +53,7 @@ def run_generators(ctx: GenContext, candidates: list[Candidate], leaves: dict[st
 def open_models(cfg: Config) -> tuple[Backend, Backend]:
     """The teacher and the judge, behind the run's request cache."""
     cache = cfg.request_cache()
-    teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir)
-    judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir)
+    teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir,
+                           cfg.tokenizer_for(cfg.models.teacher))
+    judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir, cfg.tokenizer_for(cfg.judge))
     return teacher, judge

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.progress import Progress, TaskID
 
@@ -25,6 +25,7 @@ class GenerationProgress:
         self.started = time.perf_counter()
         self.tokens = 0
         self.rejected: Counter[str] = Counter()
+        self.in_flight_limit: Callable[[], int | None] = lambda: None  # a served teacher's current limit
         # Requests each candidate makes if it survives every step, as its generator declares.
         self.left: dict[str, int] = {c.id: generator(c.generator).requests for c in candidates}
         per_leaf: Counter[str] = Counter()
@@ -68,5 +69,7 @@ class GenerationProgress:
 
     def _status(self) -> None:
         rate = self.tokens / max(time.perf_counter() - self.started, 1e-9)
+        limit = self.in_flight_limit()
         self.progress.update(self.overall, status=f"rejected {sum(self.rejected.values())}, "
-                                                  f"{rate:.0f} teacher tokens/s")
+                                                  f"{rate:.0f} teacher tokens/s"
+                                                  + (f", in flight <= {limit}" if limit else ""))

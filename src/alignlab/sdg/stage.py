@@ -27,6 +27,9 @@ from alignlab.records import Sample
 from alignlab.sdg import knowledge, magpie, skills
 from alignlab.sdg.candidates import Candidate
 from alignlab.sdg.generators import open_models, run_generators
+from alignlab.sdg.diagnosis import (
+    judge_methods, likely_cause, server_findings, server_line, text_fallback_line,
+)
 from alignlab.sdg.progress import GenerationProgress
 from alignlab.sdg.steps import GenContext, cap_step
 from alignlab.stage import start_stage
@@ -34,6 +37,9 @@ from alignlab.store import read_jsonl, tree_fingerprint, write_jsonl
 from alignlab.tally import Tally, counts_table
 from alignlab.taxonomy import Document, DocumentError, Leaf, load_taxonomy, resolve_documents
 from alignlab.taxonomy.chunking import Chunk, chunk_text
+
+
+RETRYABLE = ("teacher_error", "judge_error")
 
 
 @dataclass
@@ -104,8 +110,12 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
                       settings={"generate": s.model_dump(mode="json"), "teacher": cfg.models.teacher,
                                 "judge": cfg.judge, "leaf_pattern": leaf_pattern},
                       inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path)})
-    if run.done and not force:
+    # A finished run whose requests failed (server errors) is not done: the next plain run
+    # re-asks exactly those; every answered request comes from the cache.
+    retry = failed_requests(run.manifest) if run.done and not force else 0
+    if run.done and not force and not retry:
         return run.manifest
+    recoveries = (run.manifest or {}).get("recoveries", 0)
     documents, failed = leaf_documents(leaves)
     leaves = [leaf for leaf in leaves if leaf.path not in failed]
     teacher, judge = models or open_models(cfg)
@@ -117,6 +127,8 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     started = time.perf_counter()
     with progress_bar(console) as bar:
         tracker = GenerationProgress(bar, work.candidates)
+        served = getattr(teacher, "backend", teacher)
+        tracker.in_flight_limit = lambda: served.limit.current if getattr(served, "limit", None) else None
         ctx = GenContext(teacher=teacher, judge=judge, settings=s, progress=tracker)
         if s.engine == "ray":
             from alignlab.sdg.ray_engine import run_on_ray
@@ -139,14 +151,24 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
                   seed_samples=sum(1 for s in samples if s.metadata["generator"] == knowledge.SEED_GENERATOR),
                   wall_seconds=round(wall, 2),
                   teacher_seconds=round(busy, 2), teacher_utilisation=round(busy / wall, 3) if wall else None,
-                  teacher_tokens=teacher.stats.completion_tokens - tokens_before)
+                  teacher_tokens=teacher.stats.completion_tokens - tokens_before,
+                  teacher_server=server_findings(teacher), judge_methods=judge_methods(samples, tally))
+    if retry:
+        counts.update(retried=retry, recovered=max(0, retry - failed_requests({"counts": counts})))
+        recoveries += counts["recovered"] > 0  # only new samples make later stages run again
     if failed:
         # The other leaves' samples are written and their teacher replies cached; without a
         # manifest the stage runs again once the documents can be read, asking nothing twice.
         raise DocumentError(f"generate wrote {len(samples)} samples for the other leaves, but "
                             f"{len(failed)} knowledge leaf(s) failed before any teacher call:\n"
                             + "\n".join(failed.values()) + "\nfix their document: and run generate again")
-    return run.finish(counts)
+    return run.finish(counts, extra={"recoveries": recoveries} if recoveries else None)
+
+
+def failed_requests(manifest: dict[str, Any] | None) -> int:
+    """Candidates lost to a failed request (not to a verdict): worth asking again."""
+    by_reason = ((manifest or {}).get("counts") or {}).get("by_reason") or {}
+    return sum(by_reason.get(reason, 0) for reason in RETRYABLE)
 
 
 def collect(work: Plan, teacher: str) -> tuple[list[Sample], Tally]:
@@ -170,17 +192,37 @@ def print_summary(console: Console, cfg: Config, manifest: dict[str, Any]) -> No
     """Per-leaf accepted/rejected table; for a leaf that kept nothing, which reason removed most,
     with an example; the totals and the teacher's utilisation."""
     counts = manifest["counts"]
-    rejects_file = cfg.run_dir.path / "generate" / "rejects.jsonl"
-    rejects = list(read_jsonl(rejects_file)) if rejects_file.exists() else []
+    out = cfg.run_dir.path / "generate"
+    rejects = list(read_jsonl(out / "rejects.jsonl")) if (out / "rejects.jsonl").exists() else []
+    samples = list(read_jsonl(out / "samples.jsonl")) if (out / "samples.jsonl").exists() else []
+    given = (knowledge.CHUNK_GENERATOR, knowledge.SEED_GENERATOR)
+    generated = {s["metadata"]["leaf"] for s in samples if s["metadata"]["generator"] not in given}
     console.print(counts_table(counts, "generate: accepted and rejected per leaf"))
     for leaf, c in counts["by_leaf"].items():
-        if c["kept"] == 0 and c["rejected"]:
+        # A knowledge leaf keeps its chunks and seed Q&A whatever the teacher does: what matters
+        # is whether any *generated* candidate survived.
+        if leaf not in generated and c["rejected"]:
             reason, n = max(c["rejected"].items(), key=lambda kv: kv[1])
             example = next((r for r in rejects if r["reason"] == reason
                             and r["record"].get("metadata", {}).get("leaf") == leaf), None)
             shown = ((example["record"].get("question") or example["record"].get("raw")) if example else "")
-            console.print(f"[yellow]{leaf}: every candidate was rejected; most by '{reason}' ({n}), "
-                          f"e.g. {str(shown)[:160]!r} {example['detail'] if example else ''}[/]", highlight=False)
+            console.print(f"[yellow]{leaf}: every {'generated ' if c['kept'] else ''}candidate was rejected; "
+                          f"most by '{reason}' ({n}), e.g. {str(shown)[:160]!r} "
+                          f"{example['detail'] if example else ''}[/]", highlight=False)
+            cause = likely_cause(reason, counts.get("teacher_server"))
+            if cause:
+                console.print(f"[yellow]  {cause}[/]", highlight=False)
+    if counts.get("teacher_server"):
+        console.print(server_line(counts["teacher_server"]), highlight=False)
+    fallback = text_fallback_line(counts.get("judge_methods") or {})
+    if fallback:
+        console.print(f"[yellow]{fallback}[/]", highlight=False)
+    if counts.get("retried"):
+        console.print(f"recovered {counts['recovered']} of the {counts['retried']} candidates whose requests "
+                      f"had failed in the previous run (every other request came from the cache)"
+                      + ("" if counts["recovered"] == counts["retried"] else
+                         "; the rest failed again: run generate again once the server is healthy"),
+                      highlight=False)
     util = counts.get("teacher_utilisation")
     given = counts["chunk_samples"] + counts["seed_samples"]
     console.print(f"generate: {counts['samples']} samples ({counts['samples'] - given} generated, "
