@@ -5,8 +5,8 @@ Spec `openai:<base_url>#<model>`. A batch becomes many HTTP requests kept in fli
 seeds s..s+3, so every sample is individually cacheable, as with the local backend.
 
 - Chat requests go to /chat/completions, plain prompts to /completions; see `openai_wire.py`.
-- Connection errors, timeouts, 429 and 5xx are retried with exponential backoff (honouring
-  Retry-After); a request that still fails gets `Response.error` and the batch goes on. Other
+- Connection errors, timeouts, 429, 5xx and a 200 whose body is not JSON (a proxy's error page,
+  a cut-off answer) are retried with exponential backoff (honouring Retry-After); a request that still fails gets `Response.error` and the batch goes on. Other
   4xx (a prompt beyond the context length, a bad parameter) fail that request at once.
 - Before a batch the server is probed (GET /models, 5 s): a dead URL fails in seconds with a
   BackendError saying what to check, instead of every request retrying for minutes.
@@ -16,6 +16,8 @@ seeds s..s+3, so every sample is individually cacheable, as with the local backe
   chat contexts therefore differ from the local backend's, which uses the model's template.
 - `count_tokens` asks the server's /tokenize (vLLM, `alignlab serve`) and falls back to
   ceil(chars / 4) when there is none.
+- HTTP goes through `http_transport.py` (aiohttp): its pool costs the same per request at any
+  `max_in_flight`, and each body is serialised to bytes once, however many times it is retried.
 - The API key comes from the environment variable `settings.api_key_env`; it is only ever put
   in the Authorization header, and scrubbed from any error text a server echoes back.
 """
@@ -23,6 +25,7 @@ seeds s..s+3, so every sample is individually cacheable, as with the local backe
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import random
@@ -37,6 +40,7 @@ import httpx
 
 from alignlab.errors import BackendError, ConfigError
 from alignlab.llm.config import BackendSettings
+from alignlab.llm.http_transport import ConnectFailed, HttpTransport, TransportError, TransportTimeout
 from alignlab.llm.openai_wire import (
     chat_body, completion_body, echo_body, error_text, parse_answer, render_transcript, retry_after,
     score_from_echo,
@@ -53,7 +57,7 @@ PROBE_EVERY = 30.0  # seconds; a server that answered recently is not probed aga
 
 @dataclass
 class _Session:
-    client: httpx.AsyncClient
+    http: HttpTransport
     slots: asyncio.Semaphore  # at most max_in_flight requests on the wire; backoff waits outside
 
 
@@ -100,28 +104,27 @@ class OpenAIBackend:
     async def _session(self) -> AsyncIterator[_Session]:
         """A client and its in-flight limit, for one batch on one event loop."""
         n = self.settings.max_in_flight
-        timeout = httpx.Timeout(self.settings.timeout, connect=min(self.settings.timeout, 10.0))
-        async with httpx.AsyncClient(headers=self._headers(), timeout=timeout, limits=httpx.Limits(
-                max_connections=n, max_keepalive_connections=n)) as client:
-            await self._probe(client)
-            yield _Session(client, asyncio.Semaphore(n))
+        async with HttpTransport(self._headers(), n, self.settings.timeout,
+                                 connect_timeout=min(self.settings.timeout, 10.0)) as http:
+            await self._probe(http)
+            yield _Session(http, asyncio.Semaphore(n))
 
-    async def _probe(self, client: httpx.AsyncClient) -> None:
+    async def _probe(self, http: HttpTransport) -> None:
         if time.monotonic() - self._last_contact < PROBE_EVERY:
             return
         url = f"{self.base_url}/models"
         try:
-            answer = await client.get(url, timeout=PROBE_TIMEOUT)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            answer = await http.get(url, timeout=PROBE_TIMEOUT)
+        except ConnectFailed as e:
             raise BackendError(
-                f"cannot reach the model server at {self.base_url} ({_reason(e)}): is the server "
+                f"cannot reach the model server at {self.base_url} ({e}): is the server "
                 f"running? is the URL right, including /v1?") from e
-        except httpx.HTTPError:
+        except TransportError:
             return  # it accepted the connection but is slow or odd: each request's own limits apply
-        if answer.status_code in (401, 403):
+        if answer.status in (401, 403):
             state = "is set" if self._key else "is not set"
             raise BackendError(
-                f"the model server at {self.base_url} refused the API key (HTTP {answer.status_code}): "
+                f"the model server at {self.base_url} refused the API key (HTTP {answer.status}): "
                 f"check the environment variable {self.settings.api_key_env} ({state})")
         self._last_contact = time.monotonic()
 
@@ -139,6 +142,7 @@ class OpenAIBackend:
                     body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None, int]:
         """(answer, error, last HTTP status or 0): retries what a retry can fix, gives up cleanly."""
         url, s = f"{self.base_url}{path}", self.settings
+        payload = json.dumps(body, ensure_ascii=False).encode()  # once, whatever the retries
         last, status = "", 0
         for attempt in range(s.max_retries + 1):
             wait = None
@@ -146,28 +150,32 @@ class OpenAIBackend:
                 self.stats.calls += 1
                 self._busy(+1)
                 try:
-                    answer = await asyncio.wait_for(session.client.post(url, json=body), s.timeout)
-                except (TimeoutError, httpx.TimeoutException):
+                    answer = await session.http.post(url, payload)
+                except TransportTimeout:
                     answer, last = None, f"no answer within {s.timeout:g} s"
-                except httpx.TransportError as e:
-                    answer, last = None, f"connection error ({_reason(e)})"
+                except TransportError as e:
+                    answer, last = None, f"connection error ({e})"
                 finally:
                     self._busy(-1)
             if answer is not None:
-                status = answer.status_code
+                status = answer.status
                 if status == 200:
                     try:
                         data = answer.json()
                     except ValueError:
-                        return None, f"{url}: the answer is not JSON: {answer.text[:200]!r}", status
-                    self._last_contact = time.monotonic()
-                    return data, None, status
-                reason = self._redact(error_text(answer))
-                if status != 429 and status < 500:
-                    if "context length" in reason.lower() or "context_length" in reason.lower():
-                        return None, f"context length exceeded ({url}: HTTP {status}: {reason})", status
-                    return None, f"{url}: HTTP {status}: {reason}", status
-                last, wait = f"HTTP {status}: {reason}", retry_after(answer)
+                        # A proxy's error page or a cut-off body: retried like a 5xx, since the
+                        # next attempt may well get a whole answer.
+                        last = f"HTTP 200 but the answer is not JSON: {self._redact(answer.text[:200])!r}"
+                    else:
+                        self._last_contact = time.monotonic()
+                        return data, None, status
+                else:
+                    reason = self._redact(error_text(answer))
+                    if status != 429 and status < 500:
+                        if "context length" in reason.lower() or "context_length" in reason.lower():
+                            return None, f"context length exceeded ({url}: HTTP {status}: {reason})", status
+                        return None, f"{url}: HTTP {status}: {reason}", status
+                    last, wait = f"HTTP {status}: {reason}", retry_after(answer)
             if attempt < s.max_retries:
                 await asyncio.sleep(wait if wait is not None
                                     else s.backoff * 2 ** attempt * random.uniform(1.0, 1.1))
@@ -287,7 +295,3 @@ class OpenAIBackend:
         if self._sync_client is not None:
             self._sync_client.close()
             self._sync_client = None
-
-
-def _reason(e: Exception) -> str:
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
