@@ -5,19 +5,25 @@ requests in flight (httpx's pool rescans every queued request and connection on 
 its cost grew with concurrency and made the client the bottleneck of a fast server). Bodies go
 out as bytes serialised once by the caller; answers come back whole as `HttpAnswer`, so the
 backend decides what a status means (retry, give up) without knowing about aiohttp.
+
+`LoopThread` runs one event loop on its own thread for a backend's lifetime, so the pool and
+its open connections outlive a batch: a pipeline step is one batch, and reconnecting
+`max_in_flight` sockets at every step cost the client a good part of its time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+import threading
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 JSON_HEADERS = {"Content-Type": "application/json"}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -99,3 +105,41 @@ class HttpTransport:
             raise ConnectFailed(reason(e)) from e
         except aiohttp.ClientError as e:
             raise TransportError(reason(e)) from e
+
+
+class LoopThread:
+    """An event loop on a daemon thread; `run(coro)` from any thread (also from inside another
+    running loop: a notebook, an async caller) blocks until the coroutine is done."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.transports: list[HttpTransport] = []  # closed by stop(), on this loop
+        self._thread = threading.Thread(target=self.loop.run_forever, name="alignlab-http", daemon=True)
+        self._thread.start()
+
+    async def open(self, transport: HttpTransport) -> HttpTransport:
+        """Open a transport on this loop, to stay open until stop()."""
+        await transport.__aenter__()
+        self.transports.append(transport)
+        return transport
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("LoopThread.run called from its own loop (an on_done callback?)")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        """Close the transports and end the thread (idempotent; also run at exit)."""
+        if self.loop.is_closed():
+            return
+
+        async def close_all() -> None:
+            for transport in self.transports:
+                await transport.__aexit__(None, None, None)
+            self.transports.clear()
+        if self._thread.is_alive():
+            asyncio.run_coroutine_threadsafe(close_all(), self.loop).result(timeout=5)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self.loop.close()

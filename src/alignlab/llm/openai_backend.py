@@ -30,8 +30,8 @@ import math
 import os
 import random
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -40,7 +40,9 @@ import httpx
 
 from alignlab.errors import BackendError, ConfigError
 from alignlab.llm.config import BackendSettings
-from alignlab.llm.http_transport import ConnectFailed, HttpTransport, TransportError, TransportTimeout
+from alignlab.llm.http_transport import (
+    ConnectFailed, HttpTransport, LoopThread, TransportError, TransportTimeout,
+)
 from alignlab.llm.openai_wire import (
     chat_body, completion_body, echo_body, error_text, parse_answer, render_transcript, retry_after,
     score_from_echo,
@@ -78,6 +80,8 @@ class OpenAIBackend:
         self._last_contact = -math.inf
         self._in_flight = 0
         self._busy_since = 0.0
+        self._loop: LoopThread | None = None
+        self._http: HttpTransport | None = None  # opened on `_loop`, kept until close()
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.model_id!r})"
@@ -91,23 +95,24 @@ class OpenAIBackend:
     # ------------------------------------------------------------ running the event loop
 
     def _run(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run a coroutine to completion from sync code, also when called inside a running loop
-        (a notebook, an async caller): then on a worker thread with its own loop."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(make())
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(lambda: asyncio.run(make())).result()
+        """Run a coroutine to completion from sync code (also inside a running loop: a notebook,
+        an async caller), on the backend's own loop thread, where its connections stay open."""
+        if self._loop is None:
+            self._loop = LoopThread()
+            # Closes the pool when the backend is dropped without close(), or at exit.
+            self._loop_finalizer = weakref.finalize(self, self._loop.stop)
+        return self._loop.run(make())
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[_Session]:
-        """A client and its in-flight limit, for one batch on one event loop."""
+        """The backend's connection pool and an in-flight limit for one batch."""
         n = self.settings.max_in_flight
-        async with HttpTransport(self._headers(), n, self.settings.timeout,
-                                 connect_timeout=min(self.settings.timeout, 10.0)) as http:
-            await self._probe(http)
-            yield _Session(http, asyncio.Semaphore(n))
+        if self._http is None:
+            assert self._loop is not None
+            self._http = await self._loop.open(HttpTransport(
+                self._headers(), n, self.settings.timeout, connect_timeout=min(self.settings.timeout, 10.0)))
+        await self._probe(self._http)
+        yield _Session(self._http, asyncio.Semaphore(n))
 
     async def _probe(self, http: HttpTransport) -> None:
         if time.monotonic() - self._last_contact < PROBE_EVERY:
@@ -295,3 +300,6 @@ class OpenAIBackend:
         if self._sync_client is not None:
             self._sync_client.close()
             self._sync_client = None
+        if self._loop is not None:
+            self._loop_finalizer()  # stops the loop, closing the pool
+            self._loop, self._http = None, None

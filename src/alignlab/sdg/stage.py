@@ -131,8 +131,9 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     busy_before = sum(b.stats.seconds for b in models)
     tokens_before = teacher.stats.completion_tokens
     started = time.perf_counter()
-    with progress_bar(console) as bar:
-        tracker = GenerationProgress(bar, work.candidates)
+    bar = progress_bar(console)
+    tracker = GenerationProgress(bar, work.candidates)  # its bars added before drawing starts
+    with bar:
         ctx = GenContext(teacher=teacher, judge=judge, settings=s, progress=tracker)
         if s.engine == "ray":
             from alignlab.sdg.ray_engine import run_on_ray
