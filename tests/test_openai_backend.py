@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 
 import pytest
 from fastapi import FastAPI, Request as HTTPRequest
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 
 from alignlab.errors import BackendError
 from alignlab.llm import open_backend
@@ -95,6 +95,7 @@ class Script:
         self.times: dict[str, list[float]] = defaultdict(list)
         self.auth: list[str] = []
         self.active = self.peak = 0
+        self.ports: set[int] = set()
 
 
 def fault_app(script: Script, key: str | None = None) -> FastAPI:
@@ -113,6 +114,7 @@ def fault_app(script: Script, key: str | None = None) -> FastAPI:
         script.seen[prompt] += 1
         script.times[prompt].append(time.monotonic())
         script.auth.append(request.headers.get("authorization", ""))
+        script.ports.add(request.client.port)
         script.active += 1
         script.peak = max(script.peak, script.active)
         try:
@@ -122,6 +124,8 @@ def fault_app(script: Script, key: str | None = None) -> FastAPI:
             if step == "429":
                 return JSONResponse({"error": {"message": "slow down"}}, status_code=429,
                                     headers={"Retry-After": "0.3"})
+            if step == "html":  # a proxy's error page, sent as 200
+                return HTMLResponse("<html>502 Bad Gateway</html>", status_code=200)
             if step == "hang":
                 await asyncio.sleep(0.6)  # beyond the client's timeout
             if step == "context":
@@ -163,6 +167,26 @@ def test_retries_500_429_and_timeouts_then_succeeds():
     # The retry after the 429 waited for Retry-After (0.3 s), not the 0.01 s backoff.
     first, second, third = script.times["flaky"][:3]
     assert third - second >= 0.3
+
+
+def test_a_200_that_is_not_json_is_retried_like_a_5xx():
+    script = Script({"proxied": ["html", "html", "ok"], "lost": ["html"] * 10})
+    with running_server(fault_app(script)) as url:
+        backend = OpenAIBackend(f"openai:{url}/v1#m", BackendSettings(**FAST | {"max_retries": 2}))
+        proxied, lost = backend.generate(ask("proxied", "lost"))
+    assert proxied.ok and proxied.text == "re: proxied" and script.seen["proxied"] == 3
+    assert not lost.ok and "gave up after 3 attempts" in lost.error and "not JSON" in lost.error
+    assert "502 Bad Gateway" in lost.error
+
+
+def test_the_connection_pool_is_shared_not_one_connection_per_request():
+    """Many more requests than max_in_flight go over at most max_in_flight connections."""
+    script = Script(delay=0.01)
+    with running_server(fault_app(script)) as url:
+        backend = OpenAIBackend(f"openai:{url}/v1#m", BackendSettings(**FAST | {"max_in_flight": 8}))
+        responses = backend.generate(ask(*(f"p{i}" for i in range(200))))
+    assert all(r.ok for r in responses) and script.peak <= 8
+    assert len(script.ports) <= 8  # connections are kept alive and reused
 
 
 def test_gives_up_on_one_request_and_the_batch_goes_on():

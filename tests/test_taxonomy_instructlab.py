@@ -98,3 +98,27 @@ def test_the_community_corpus_covers_the_shapes_of_real_trees(capsys):
     assert knowledge["document"]["repo"].startswith("https://")
     assert "knowledge/history/lighthouses" in rejected  # a v1 knowledge file
     assert "compositional_skills/writing/freeform/riddles" in rejected  # a broken one
+
+
+def test_the_in_process_lint_finds_what_the_yamllint_command_finds():
+    """`instructlab_verdict` lints in this process; InstructLab's parser pipes to the command.
+    Every finding, warnings included, must be the same, at the same line and column."""
+    from alignlab.taxonomy import instructlab
+
+    def findings(parser_class, path):
+        parser = parser_class(schema_version=0, message_format=TaxonomyMessageFormat.LOGGING)
+        parser.yq_available = False
+        with instructlab._captured() as capture:
+            try:
+                parser.parse(path)
+            except TaxonomyReadingException:
+                pass
+        return [f for f in map(instructlab._finding, capture.records) if f]
+
+    files = sorted(p for tree in TREES for p in tree.rglob("qna.yaml"))
+    linted = 0
+    for path in files:
+        ours = findings(instructlab._Parser, path)
+        assert ours == findings(TaxonomyParser, path), path
+        linted += any(f.yaml_path is None for f in ours)
+    assert linted >= 3  # the broken tree has lint findings to compare

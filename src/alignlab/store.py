@@ -159,6 +159,41 @@ def write_jsonl(path: str | Path, rows: Iterable[Any]) -> int:
     return n
 
 
+class JsonlStream:
+    """Rows written as they are decided, to `.<name>.partial` beside `path`; `finish()` renames
+    the whole file into place in one step, so `path` is never half-written. A run killed half-way
+    leaves only the partial file, which the next run starts again from empty."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.partial = self.path.with_name(f".{self.path.name}.partial")
+        self.rows = 0
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.partial, "w", encoding="utf-8")
+        except OSError as e:
+            raise _explain(e, self.path) from e
+
+    def write(self, row: Any) -> None:
+        self._file.write(json.dumps(_as_dict(row), ensure_ascii=False, default=str) + "\n")
+        self.rows += 1
+
+    def finish(self) -> int:
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self.partial, self.path)
+        except OSError as e:
+            raise _explain(e, self.path) from e
+        return self.rows
+
+    def close(self) -> None:
+        """Stop writing without finishing (an error or an interrupt): the partial file stays."""
+        if not self._file.closed:
+            self._file.close()
+
+
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:
     """Rows of a JSONL file; a bad line raises with its file:line."""
     path = Path(path)

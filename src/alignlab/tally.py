@@ -16,7 +16,7 @@ from typing import Any
 from rich.table import Table
 
 from alignlab.records import Reject
-from alignlab.store import StageDir, write_json, write_jsonl
+from alignlab.store import JsonlStream, StageDir, write_json, write_jsonl
 
 Decision = tuple[bool, str]  # (keep, reason); reason is "" when kept
 
@@ -27,6 +27,9 @@ class Tally:
     kept: Counter = field(default_factory=Counter)  # leaf -> rows kept
     rejected: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))  # reason -> leaf -> n
     rejects: list[Reject] = field(default_factory=list)
+    # Where rejects go as they are decided instead of `rejects` (a stage whose rows do not all
+    # fit in memory); `write` then finishes that file.
+    stream: JsonlStream | None = None
 
     def keep(self, leaf: str, n: int = 1) -> None:
         self.kept[leaf] += n
@@ -35,8 +38,12 @@ class Tally:
                detail: dict[str, Any] | None = None) -> None:
         row = record.to_dict() if hasattr(record, "to_dict") else dict(record)
         self.rejected[reason][leaf] += 1
-        self.rejects.append(Reject(id=str(row.get("id", "")), reason=reason,
-                                   stage=step or self.stage, record=row, detail=detail or {}))
+        reject = Reject(id=str(row.get("id", "")), reason=reason, stage=step or self.stage,
+                        record=row, detail=detail or {})
+        if self.stream is not None:
+            self.stream.write(reject)
+        else:
+            self.rejects.append(reject)
 
     def merge(self, other: Tally) -> None:
         self.kept.update(other.kept)
@@ -69,7 +76,10 @@ class Tally:
 
     def write(self, stage_dir: StageDir, prefix: str = "") -> dict[str, Any]:
         counts = self.counts()
-        write_jsonl(stage_dir.file(f"{prefix}rejects.jsonl"), self.rejects)
+        if self.stream is not None:
+            self.stream.finish()
+        else:
+            write_jsonl(stage_dir.file(f"{prefix}rejects.jsonl"), self.rejects)
         write_json(stage_dir.file(f"{prefix}counts.json"), counts)
         return counts
 

@@ -3,7 +3,9 @@
 The key is a hash of (model id, request, parameters) for one sample — `Request.samples()`
 gives each sample its own seed, so the sample index is part of the key. A repeated request is
 answered from the cache without calling the model; answers are stored as each request
-completes, so a run killed half-way resumes without re-asking anything it already had. This is
+completes (committed in small batches: one transaction per answer would cost more than the
+answer at a fast server's rate), so a run killed half-way resumes without re-asking more than
+the last batch. This is
 what makes every stage resumable and reproducible. WAL mode lets several processes (Ray
 workers, a second run) read and write at once.
 """
@@ -24,6 +26,10 @@ from alignlab.errors import BackendError
 from alignlab.llm.types import (
     Backend, BackendStats, Choice, OnDone, Request, Response, Score, ScoreRequest, TokenLogprob,
 )
+
+# Answers are committed when this many are waiting or this many seconds have passed.
+WRITE_BATCH_ROWS = 256
+WRITE_BATCH_SECONDS = 1.0
 
 SCHEMA = "CREATE TABLE IF NOT EXISTS answers (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL)"
 
@@ -147,11 +153,22 @@ class CachedBackend:
             if left == 0 and on_done:
                 on_done(i, responses[i])
 
+        waiting: list[tuple[str, Any]] = []
+        last_write = time.monotonic()
+
+        def write_waiting() -> None:
+            nonlocal last_write
+            self.cache.put_many(waiting)
+            waiting.clear()
+            last_write = time.monotonic()
+
         def store(k: int, response: Response) -> None:
             i, j, _, key = misses[k]
             if response.ok:
-                self.cache.put_many([(key, {"choice": asdict(response.choices[0]),
-                                            "prompt_tokens": response.prompt_tokens})])
+                waiting.append((key, {"choice": asdict(response.choices[0]),
+                                      "prompt_tokens": response.prompt_tokens}))
+                if len(waiting) >= WRITE_BATCH_ROWS or time.monotonic() - last_write > WRITE_BATCH_SECONDS:
+                    write_waiting()
                 responses[i].choices[j] = response.choices[0]
                 responses[i].prompt_tokens = response.prompt_tokens
             else:
@@ -161,7 +178,10 @@ class CachedBackend:
                 on_done(i, responses[i])
 
         if misses:
-            self.backend.generate([s for _, _, s, _ in misses], on_done=store)
+            try:
+                self.backend.generate([s for _, _, s, _ in misses], on_done=store)
+            finally:
+                write_waiting()  # also when the batch was interrupted: keep what was answered
         return responses
 
     def loglikelihood(self, requests: Sequence[ScoreRequest]) -> list[Score]:

@@ -10,7 +10,8 @@ seeds s..s+3, so every sample is individually cacheable, as with the local backe
   without an assistant prefix. The wire format is in `openai_wire.py`.
 - Connection errors, timeouts, 429 and 5xx are retried with exponential backoff (honouring
   Retry-After); a request that still fails gets `Response.error` and the batch goes on; the
-  in-flight limit shrinks on 429, 5xx and timeouts and grows back (`concurrency.py`). Other
+  in-flight limit shrinks on 429, 5xx and timeouts and grows back (`concurrency.py`). A 200
+  whose body is not JSON (a proxy's error page, a cut-off answer) is retried like a 5xx. Other
   4xx (a prompt beyond the context length, a bad parameter) fail that request at once.
 - Before a batch the server is probed (GET /models, 5 s): a dead URL fails in seconds with a
   BackendError saying what to check, instead of every request retrying for minutes.
@@ -20,6 +21,8 @@ seeds s..s+3, so every sample is individually cacheable, as with the local backe
   ...\\n Assistant:" transcript, whose scores differ from the local backend's.
 - `count_tokens` asks the server's /tokenize (vLLM, `alignlab serve`) and falls back to
   ceil(chars / 4) when there is none.
+- HTTP goes through `http_transport.py` (aiohttp): its pool costs the same per request at any
+  `max_in_flight`, and each body is serialised to bytes once, however many times it is retried.
 - The API key comes from the environment variable `settings.api_key_env`; it is only ever put
   in the Authorization header, and scrubbed from any error text a server echoes back.
 """
@@ -27,12 +30,13 @@ seeds s..s+3, so every sample is individually cacheable, as with the local backe
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import os
 import random
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any, TypeVar
@@ -43,6 +47,9 @@ from alignlab.errors import BackendError, ConfigError
 from alignlab.llm.config import BackendSettings
 from alignlab.llm.cache import RequestCache, cache_key
 from alignlab.llm.concurrency import AdaptiveLimit
+from alignlab.llm.http_transport import (
+    ConnectFailed, HttpTransport, LoopThread, TransportError, TransportTimeout,
+)
 from alignlab.llm.openai_wire import (
     chat_body, completion_body, echo_body, error_text, parse_answer, render_transcript, retry_after,
     score_from_echo,
@@ -63,7 +70,7 @@ PROBE_EVERY = 30.0  # seconds; a server that answered recently is not probed aga
 
 @dataclass
 class _Session:
-    client: httpx.AsyncClient
+    http: HttpTransport
     slots: AdaptiveLimit  # at most max_in_flight requests on the wire (fewer when overloaded); backoff waits outside
 
 
@@ -92,6 +99,8 @@ class OpenAIBackend:
         self._caps: Capabilities | None = None
         self._models_answer: dict[str, Any] | None = None
         self.limit: AdaptiveLimit | None = None  # the last batch's in-flight limit, for progress displays
+        self._loop: LoopThread | None = None
+        self._http: HttpTransport | None = None  # opened on `_loop`, kept until close()
 
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.model_id!r})"
@@ -105,46 +114,46 @@ class OpenAIBackend:
     # ------------------------------------------------------------ running the event loop
 
     def _run(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run a coroutine to completion from sync code, also when called inside a running loop
-        (a notebook, an async caller): then on a worker thread with its own loop."""
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(make())
-        with ThreadPoolExecutor(1) as pool:
-            return pool.submit(lambda: asyncio.run(make())).result()
+        """Run a coroutine to completion from sync code (also inside a running loop: a notebook,
+        an async caller), on the backend's own loop thread, where its connections stay open."""
+        if self._loop is None:
+            self._loop = LoopThread()
+            # Closes the pool when the backend is dropped without close(), or at exit.
+            self._loop_finalizer = weakref.finalize(self, self._loop.stop)
+        return self._loop.run(make())
 
     @asynccontextmanager
     async def _session(self) -> AsyncIterator[_Session]:
-        """A client and its in-flight limit, for one batch on one event loop."""
+        """The backend's connection pool and an in-flight limit for one batch."""
         n = self.settings.max_in_flight
-        timeout = httpx.Timeout(self.settings.timeout, connect=min(self.settings.timeout, 10.0))
-        async with httpx.AsyncClient(headers=self._headers(), timeout=timeout, limits=httpx.Limits(
-                max_connections=n, max_keepalive_connections=n)) as client:
-            await self._probe(client)
-            self.limit = AdaptiveLimit(n, self.settings.requests_per_minute, self.settings.tokens_per_minute)
-            yield _Session(client, self.limit)
+        if self._http is None:
+            assert self._loop is not None
+            self._http = await self._loop.open(HttpTransport(
+                self._headers(), n, self.settings.timeout, connect_timeout=min(self.settings.timeout, 10.0)))
+        await self._probe(self._http)
+        self.limit = AdaptiveLimit(n, self.settings.requests_per_minute, self.settings.tokens_per_minute)
+        yield _Session(self._http, self.limit)
 
-    async def _probe(self, client: httpx.AsyncClient) -> None:
+    async def _probe(self, http: HttpTransport) -> None:
         if time.monotonic() - self._last_contact < PROBE_EVERY:
             return
         url = f"{self.base_url}/models"
         try:
-            answer = await client.get(url, timeout=PROBE_TIMEOUT)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as e:
+            answer = await http.get(url, timeout=PROBE_TIMEOUT)
+        except ConnectFailed as e:
             raise BackendError(
-                f"cannot reach the model server at {self.base_url} ({_reason(e)}): is the server "
+                f"cannot reach the model server at {self.base_url} ({e}): is the server "
                 f"running? is the URL right, including /v1?") from e
-        except httpx.HTTPError:
+        except TransportError:
             return  # it accepted the connection but is slow or odd: each request's own limits apply
-        if answer.status_code in (401, 403):
+        if answer.status in (401, 403):
             state = "is set" if self._key else "is not set"
             raise BackendError(
-                f"the model server at {self.base_url} refused the API key (HTTP {answer.status_code}): "
+                f"the model server at {self.base_url} refused the API key (HTTP {answer.status}): "
                 f"check the environment variable {self.settings.api_key_env} ({state})")
         self._last_contact = time.monotonic()
         try:
-            self._models_answer = answer.json() if answer.status_code == 200 else None
+            self._models_answer = answer.json() if answer.status == 200 else None
         except ValueError:
             self._models_answer = None
 
@@ -162,6 +171,7 @@ class OpenAIBackend:
                     body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None, int]:
         """(answer, error, last HTTP status or 0): retries what a retry can fix, gives up cleanly."""
         url, s = f"{self.base_url}{path}", self.settings
+        payload = json.dumps(body, ensure_ascii=False).encode()  # once, whatever the retries
         last, status = "", 0
         for attempt in range(s.max_retries + 1):
             wait = None
@@ -169,21 +179,23 @@ class OpenAIBackend:
                 self.stats.calls += 1
                 self._busy(+1)
                 try:
-                    answer = await asyncio.wait_for(session.client.post(url, json=body), s.timeout)
-                except (TimeoutError, httpx.TimeoutException):
+                    answer = await session.http.post(url, payload)
+                except TransportTimeout:
                     answer, last = None, f"no answer within {s.timeout:g} s"
                     session.slots.overloaded()
-                except httpx.TransportError as e:
-                    answer, last = None, f"connection error ({_reason(e)})"
+                except TransportError as e:
+                    answer, last = None, f"connection error ({e})"
                 finally:
                     self._busy(-1)
             if answer is not None:
-                status = answer.status_code
+                status = answer.status
                 if status == 200:
                     try:
                         data = answer.json()
-                    except ValueError:  # a proxy's error page or a cut-off body: retried like a 5xx
-                        last = f"the answer is not JSON: {answer.text[:200]!r}"
+                    except ValueError:
+                        # A proxy's error page or a cut-off body: retried like a 5xx, since the
+                        # next attempt may well get a whole answer.
+                        last = f"HTTP 200 but the answer is not JSON: {self._redact(answer.text[:200])!r}"
                     else:
                         self._last_contact = time.monotonic()
                         session.slots.success()
@@ -379,7 +391,6 @@ class OpenAIBackend:
         if self._sync_client is not None:
             self._sync_client.close()
             self._sync_client = None
-
-
-def _reason(e: Exception) -> str:
-    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+        if self._loop is not None:
+            self._loop_finalizer()  # stops the loop, closing the pool
+            self._loop, self._http = None, None

@@ -12,8 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
+from alignlab.llm.http_transport import HttpAnswer
 from alignlab.llm.types import Choice, GenerationParams, Message, Request, Score, TokenLogprob
 
 
@@ -120,7 +119,7 @@ def score_from_echo(data: dict[str, Any], context_chars: int, total_chars: int) 
     return Score(float(sum(values[t] for t in picked)), len(picked), bool(greedy))
 
 
-def error_text(answer: httpx.Response) -> str:
+def error_text(answer: HttpAnswer) -> str:
     """The server's own explanation: OpenAI's {"error": {"message"}}, vLLM's older {"message"},
     FastAPI's {"detail"}, or the start of the body."""
     try:
@@ -136,7 +135,7 @@ def error_text(answer: httpx.Response) -> str:
     return answer.text[:300]
 
 
-def retry_after(answer: httpx.Response) -> float | None:
+def retry_after(answer: HttpAnswer) -> float | None:
     """Retry-After in seconds (HTTP dates are rare from model servers and are ignored)."""
     try:
         return min(max(float(answer.headers.get("retry-after", "")), 0.0), 300.0)

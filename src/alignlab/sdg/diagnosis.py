@@ -9,12 +9,9 @@ These lines are how the user hears about it.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from alignlab.records import Sample
-from alignlab.tally import Tally
 
 MODES = {"continue": "continued by the server (continue_final_message)",
          "completion": "rendered here with the teacher's chat template and sent to /completions",
@@ -32,14 +29,10 @@ def server_findings(teacher: Any) -> dict[str, Any] | None:
             "overridden": overridden}
 
 
-def judge_methods(samples: Sequence[Sample], tally: Tally) -> dict[str, int]:
-    """How many judgements were read each way, over accepted and rejected candidates."""
-    seen: Counter[str] = Counter()
-    metas = [s.metadata for s in samples] + [r.record.get("metadata") or {} for r in tally.rejects]
-    for meta in metas:
-        for verdict in (meta.get("judges") or {}).values():
-            seen[str(verdict.get("method"))] += 1
-    return dict(sorted(seen.items()))
+def count_judge_methods(metadata: dict[str, Any], seen: Counter[str]) -> None:
+    """Add how one accepted or rejected candidate's judgements were read to `seen`."""
+    for verdict in (metadata.get("judges") or {}).values():
+        seen[str(verdict.get("method"))] += 1
 
 
 def server_line(server: dict[str, Any]) -> str:

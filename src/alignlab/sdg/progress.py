@@ -4,6 +4,11 @@ accepted/rejected counts, teacher tokens/s and ETA.
 Each candidate plans a fixed number of requests (its generator's declared `requests`); a candidate
 rejected early gives its remaining requests back, so the totals — and the ETA — shrink to
 what is really left.
+
+Per-leaf bars are shown for a taxonomy of up to `MAX_LEAF_BARS` leaves; a larger one shows the
+overall bar only (the summary table after the run has every leaf). Each visible bar is redrawn
+on every refresh, so a bar per leaf of a thousand-leaf taxonomy would cost the client more than
+its requests do, and would not fit a screen anyway.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from rich.progress import Progress, TaskID
 from alignlab.llm.types import OnDone, Response
 from alignlab.sdg.candidates import Candidate
 from alignlab.sdg.generators import generator
+
+MAX_LEAF_BARS = 24
 
 
 class GenerationProgress:
@@ -32,8 +39,10 @@ class GenerationProgress:
         for c in candidates:
             per_leaf[c.leaf] += self.left[c.id]
         self.overall = progress.add_task("teacher requests", total=sum(per_leaf.values()), status="")
+        shown = len(per_leaf) <= MAX_LEAF_BARS
         self.leaves: dict[str, TaskID] = {
-            leaf: progress.add_task(f"  {leaf}", total=n, status="") for leaf, n in sorted(per_leaf.items())}
+            leaf: progress.add_task(f"  {leaf}", total=n, status="", visible=shown)
+            for leaf, n in sorted(per_leaf.items())}
 
     def callback(self, candidates: Sequence[Candidate]) -> OnDone:
         def on_done(i: int, response: Response) -> None:

@@ -4,14 +4,18 @@
 
 Writes `runs/<name>/generate/`: `samples.jsonl` (accepted, the Sample contract), `rejects.jsonl`
 (every reject with its reason and the raw teacher text), `counts.json` (per leaf, per reason),
-`chunks.jsonl` (the document chunks), and `manifest.json` last. Killed at any point, a re-run
-asks the teacher nothing it already answered (the request cache) and writes the same files.
+`chunks.jsonl` (the document chunks), and `manifest.json` last. Candidates are generated in
+windows of whole leaves, and each window's samples and rejects are written as soon as they are
+decided (to partial files renamed into place at the end), so memory holds one window whatever
+the size of the taxonomy. Killed at any point, a re-run asks the teacher nothing it already
+answered (the request cache) and writes the same files.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,23 +27,26 @@ from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.llm.types import Backend
 from alignlab.progress import progress_bar
-from alignlab.records import Sample
 from alignlab.sdg import knowledge, magpie, skills
 from alignlab.sdg.candidates import Candidate
 from alignlab.sdg.generators import open_models, run_generators
 from alignlab.sdg.diagnosis import (
-    judge_methods, likely_cause, server_findings, server_line, text_fallback_line,
+    count_judge_methods, likely_cause, server_findings, server_line, text_fallback_line,
 )
 from alignlab.sdg.progress import GenerationProgress
 from alignlab.sdg.steps import GenContext, cap_step
 from alignlab.stage import start_stage
-from alignlab.store import read_jsonl, tree_fingerprint, write_jsonl
+from alignlab.store import JsonlStream, read_jsonl, tree_fingerprint, write_jsonl
 from alignlab.tally import Tally, counts_table
 from alignlab.taxonomy import Document, DocumentError, Leaf, load_taxonomy, resolve_documents
 from alignlab.taxonomy.chunking import Chunk, chunk_text
 
 
 RETRYABLE = ("teacher_error", "judge_error")
+# Candidates generated at once, in whole leaves: enough to keep any server busy (every step
+# sends one request per candidate of the window), few enough that memory does not grow with
+# the taxonomy.
+WINDOW_CANDIDATES = 4096
 
 
 @dataclass
@@ -125,41 +132,55 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     busy_before = sum(b.stats.seconds for b in models)
     tokens_before = teacher.stats.completion_tokens
     started = time.perf_counter()
-    with progress_bar(console) as bar:
-        tracker = GenerationProgress(bar, work.candidates)
-        served = getattr(teacher, "backend", teacher)
-        tracker.in_flight_limit = lambda: served.limit.current if getattr(served, "limit", None) else None
-        ctx = GenContext(teacher=teacher, judge=judge, settings=s, progress=tracker)
-        if s.engine == "ray":
-            from alignlab.sdg.ray_engine import run_on_ray
+    n_candidates, planned_leaves = len(work.candidates), sorted({c.leaf for c in work.candidates})
+    bar = progress_bar(console)
+    tracker = GenerationProgress(bar, work.candidates)  # its bars added before drawing starts
+    served = getattr(teacher, "backend", teacher)
+    tracker.in_flight_limit = lambda: served.limit.current if getattr(served, "limit", None) else None
+    samples_out = JsonlStream(run.dir.file("samples.jsonl"))
+    tally = Tally("generate", stream=JsonlStream(run.dir.file("rejects.jsonl")))
+    methods: Counter[str] = Counter()  # how the judges read their scores, over every candidate
+    try:
+        with bar:
+            ctx = GenContext(teacher=teacher, judge=judge, settings=s, progress=tracker)
+            if s.engine == "ray":
+                from alignlab.sdg.ray_engine import run_on_ray
 
-            work.candidates = run_on_ray(cfg, work, tracker)
-        else:
-            run_generators(ctx, work.candidates, work.leaves)
-        cap_step(work.candidates, s.max_samples_per_leaf)
-        samples, tally = collect(work, teacher.model_id)
-        for leaf in sorted({c.leaf for c in work.candidates}):
-            tracker.finish_leaf(leaf, tally.kept.get(leaf, 0))
-    wall = time.perf_counter() - started
-    write_jsonl(run.dir.file("samples.jsonl"), samples)
+                windows = [run_on_ray(cfg, work, tracker)]
+            else:
+                windows = leaf_windows(work.candidates, WINDOW_CANDIDATES)
+            work.candidates = []  # each window is let go once written: memory holds one window
+            while windows:
+                window = windows.pop(0)
+                if s.engine != "ray":
+                    run_generators(ctx, window, work.leaves)
+                cap_step(window, s.max_samples_per_leaf)
+                write_decided(window, teacher.model_id, samples_out, tally, methods)
+            seed_samples = write_given(work, samples_out, tally)
+            for leaf in planned_leaves:
+                tracker.finish_leaf(leaf, tally.kept.get(leaf, 0))
+        wall = time.perf_counter() - started
+        n_samples = samples_out.finish()
+        counts = tally.write(run.dir)  # finishes rejects.jsonl
+    finally:
+        samples_out.close()
+        tally.stream.close()
     write_jsonl(run.dir.file("chunks.jsonl"), [{"leaf": leaf, **c.__dict__}
                                               for leaf, cs in work.chunks.items() for c in cs])
-    counts = tally.write(run.dir)
     busy = sum(b.stats.seconds for b in models) - busy_before
-    counts.update(candidates=len(work.candidates), samples=len(samples),
-                  chunk_samples=sum(len(c) for c in work.chunks.values()),
-                  seed_samples=sum(1 for s in samples if s.metadata["generator"] == knowledge.SEED_GENERATOR),
+    counts.update(candidates=n_candidates, samples=n_samples,
+                  chunk_samples=sum(len(c) for c in work.chunks.values()), seed_samples=seed_samples,
                   wall_seconds=round(wall, 2),
                   teacher_seconds=round(busy, 2), teacher_utilisation=round(busy / wall, 3) if wall else None,
                   teacher_tokens=teacher.stats.completion_tokens - tokens_before,
-                  teacher_server=server_findings(teacher), judge_methods=judge_methods(samples, tally))
+                  teacher_server=server_findings(teacher), judge_methods=dict(sorted(methods.items())))
     if retry:
         counts.update(retried=retry, recovered=max(0, retry - failed_requests({"counts": counts})))
         recoveries += counts["recovered"] > 0  # only new samples make later stages run again
     if failed:
         # The other leaves' samples are written and their teacher replies cached; without a
         # manifest the stage runs again once the documents can be read, asking nothing twice.
-        raise DocumentError(f"generate wrote {len(samples)} samples for the other leaves, but "
+        raise DocumentError(f"generate wrote {n_samples} samples for the other leaves, but "
                             f"{len(failed)} knowledge leaf(s) failed before any teacher call:\n"
                             + "\n".join(failed.values()) + "\nfix their document: and run generate again")
     return run.finish(counts, extra={"recoveries": recoveries} if recoveries else None)
@@ -171,21 +192,49 @@ def failed_requests(manifest: dict[str, Any] | None) -> int:
     return sum(by_reason.get(reason, 0) for reason in RETRYABLE)
 
 
-def collect(work: Plan, teacher: str) -> tuple[list[Sample], Tally]:
-    """Accepted candidates become samples (plus the knowledge chunks); rejects keep their reason."""
-    tally = Tally("generate")
-    samples: list[Sample] = []
-    for c in sorted(work.candidates, key=lambda c: (c.leaf, c.generator, c.order)):
+def leaf_windows(candidates: list[Candidate], size: int) -> list[list[Candidate]]:
+    """The candidates in runs of whole leaves, in leaf order, each about `size` candidates (one
+    leaf larger than that is a window alone). Novelty pools and the per-leaf cap never cross a
+    leaf, so a window decides exactly what the whole run would, and the windows written one
+    after another are in the order of sorting the whole run by (leaf, generator, order)."""
+    by_leaf: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        by_leaf.setdefault(c.leaf, []).append(c)
+    windows: list[list[Candidate]] = [[]]
+    for leaf in sorted(by_leaf):
+        if windows[-1] and len(windows[-1]) + len(by_leaf[leaf]) > size:
+            windows.append([])
+        windows[-1] += by_leaf[leaf]
+    return [w for w in windows if w]
+
+
+def write_decided(candidates: list[Candidate], teacher: str, samples: JsonlStream, tally: Tally,
+                  methods: Counter[str]) -> None:
+    """Accepted candidates become samples; rejects keep their reason and everything produced;
+    `methods` counts how their judgements were read."""
+    for c in sorted(candidates, key=lambda c: (c.leaf, c.generator, c.order)):
         if c.alive:
-            samples.append(c.to_sample(teacher))
+            sample = c.to_sample(teacher)
+            samples.write(sample)
             tally.keep(c.leaf)
+            count_judge_methods(sample.metadata, methods)
         else:
-            tally.reject(c.to_reject_record(teacher), c.rejected, c.leaf, detail=c.detail)
+            record = c.to_reject_record(teacher)
+            tally.reject(record, c.rejected, c.leaf, detail=c.detail)
+            count_judge_methods(record.get("metadata") or {}, methods)
+
+
+def write_given(work: Plan, samples: JsonlStream, tally: Tally) -> int:
+    """The knowledge chunks and seed Q&A, which need no teacher, after every generated sample;
+    returns how many seed samples there were."""
+    seeds = 0
     for path, chunks in sorted(work.chunks.items()):
         given = knowledge.chunk_samples(work.leaves[path], chunks) + knowledge.seed_samples(work.leaves[path])
-        samples += given
+        for sample in given:
+            samples.write(sample)
+            seeds += sample.metadata["generator"] == knowledge.SEED_GENERATOR
         tally.keep(path, len(given))
-    return samples, tally
+    return seeds
 
 
 def print_summary(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,19 @@ class Template:
     path: Path
     text: str
 
-    @property
+    @cached_property
     def hash(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()[:12]
 
+    @cached_property
+    def compiled(self) -> jinja2.Template:
+        """Compiled once per template: compiling costs far more than rendering, and every
+        candidate of every step renders the same few templates."""
+        return _env.from_string(self.text)
+
     def messages(self, **variables: Any) -> list[dict[str, str]]:
         try:
-            rendered = _env.from_string(self.text).render(**variables)
+            rendered = self.compiled.render(**variables)
         except jinja2.UndefinedError as e:
             raise ConfigError(f"template {self.path}: {e.message}") from e
         parts = _ROLE_LINE.split(rendered)
