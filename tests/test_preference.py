@@ -195,3 +195,29 @@ def test_adapter_disabled_model_is_the_reference(tiny_model_dir, tokenizer):
     with pytest.raises(AlignlabError, match="peft"):
         precompute_reference_logps(_model(tiny_model_dir), _pairs(1), tokenizer, reference_id="x",
                                    disable_adapter=True, progress=False)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_policy_equal_to_its_stored_reference_has_zero_reward_accuracy(tiny_model_dir, tokenizer, precision):
+    # The align stage reports the start's accuracy as 0 without scoring it: that holds only
+    # when the reference was computed at the precision the policy is scored at.
+    model = _model(tiny_model_dir)
+    pairs = _pairs(4)
+    precompute_reference_logps(model, pairs, tokenizer, reference_id=f"tiny|{precision}", progress=False,
+                               precision=precision)
+    dpo = PreferenceLossConfig(kind="dpo")
+    assert reward_accuracy(model, pairs, tokenizer, dpo, precision=precision) == 0.0
+
+
+def test_bf16_reference_logps_run_under_autocast(tiny_model_dir, tokenizer):
+    model = _model(tiny_model_dir)
+    seen: list[torch.dtype] = []
+    linear = next(m for m in model.modules() if isinstance(m, torch.nn.Linear))
+    linear.register_forward_hook(lambda module, args, output: seen.append(output.dtype))
+    pairs = _pairs(2)
+    for precision in ("fp32", "bf16"):
+        precompute_reference_logps(model, pairs, tokenizer, reference_id=f"tiny|{precision}", progress=False,
+                                   precision=precision)
+    assert set(seen[:len(seen) // 2]) == {torch.float32}
+    assert set(seen[len(seen) // 2:]) == {torch.bfloat16}
+    assert all(isinstance(p.metadata["ref_chosen_logp"], float) for p in pairs)

@@ -69,7 +69,8 @@ def _with_reference(cfg: Config, out: Path, start: str, ref_id: str) -> tuple[li
         if any(p.metadata.get("ref_model") != ref_id or p.metadata.get("ref_max_length") != a.max_length
                for p in rows):
             reference = reference or load_causal_lm(start)
-            precompute_reference_logps(reference, rows, tokenizer, reference_id=ref_id, max_length=a.max_length)
+            precompute_reference_logps(reference, rows, tokenizer, reference_id=ref_id, max_length=a.max_length,
+                                       precision=a.precision)
             write_jsonl(path, rows)
     return sets[0], sets[1]
 
@@ -80,7 +81,7 @@ def heldout_reward_accuracy(cfg: Config, heldout: list[Pair], tokenizer: Any):
         if not heldout:
             return 0.0
         return reward_accuracy(load_causal_lm(str(path)), heldout, tokenizer, cfg.align.loss,
-                               max_length=cfg.align.max_length)
+                               max_length=cfg.align.max_length, precision=cfg.align.precision)
     return score
 
 
@@ -126,7 +127,7 @@ def unpaired_answers(cfg: Config, train_pairs: list[Pair]) -> tuple[list[Any], d
                      "undesirable": len(answers) - desirable, **extra}
 
 
-def _unpaired_training(cfg: Config, out: Path, start: str, start_id: str, train_pairs: list[Pair],
+def _unpaired_training(cfg: Config, out: Path, start: str, ref_id: str, train_pairs: list[Pair],
                        tokenizer: Any):
     """KTO: the answers with the reference's log-probs (computed once, kept in `out/`),
     batches with both kinds interleaved, and the KTO loss."""
@@ -136,9 +137,9 @@ def _unpaired_training(cfg: Config, out: Path, start: str, start_id: str, train_
     if saved.exists():
         stored = {x.id: x for x in read_samples(saved)}
         answers = [stored.get(x.id, x) for x in answers]
-    if unpaired.reference_missing(answers, start_id, a.max_length):
-        unpaired.precompute_unpaired_reference(load_causal_lm(start), answers, tokenizer, reference_id=start_id,
-                                               max_length=a.max_length)
+    if unpaired.reference_missing(answers, ref_id, a.max_length):
+        unpaired.precompute_unpaired_reference(load_causal_lm(start), answers, tokenizer, reference_id=ref_id,
+                                               max_length=a.max_length, precision=a.precision)
         write_jsonl(saved, answers)
     tokenized = unpaired.tokenize_unpaired(tokenizer, answers, a.max_length)
 
@@ -167,10 +168,12 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
         return run.manifest
     main = process_state().is_main_process
     out = run.dir.path
-    train_pairs, heldout = _with_reference(cfg, out, start, start_id)
+    # The reference's log-probs depend on the precision they were computed at as well as on the model.
+    ref_id = f"{start_id}|{a.precision}"
+    train_pairs, heldout = _with_reference(cfg, out, start, ref_id)
     tokenizer = load_tokenizer(parse_spec(start, cfg.base_dir))
     if a.loss.unpaired:
-        batches, mean_loss, data_counts = _unpaired_training(cfg, out, start, start_id, train_pairs, tokenizer)
+        batches, mean_loss, data_counts = _unpaired_training(cfg, out, start, ref_id, train_pairs, tokenizer)
     else:
         batches, mean_loss = _paired_training(cfg, train_pairs, tokenizer)
         data_counts = {"pairs": len(train_pairs)}
@@ -185,9 +188,10 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
         return loss * n, extra
 
     score = heldout_reward_accuracy(cfg, heldout, tokenizer)
-    # For DPO, IPO, hinge and KTO the starting model is the reference, so its accuracy is 0
-    # (every margin is exactly 0); for SLiC, SimPO and ORPO it is the starting model's own preference.
-    before = score(start) if heldout else None
+    # For DPO, IPO, hinge and KTO the starting model is the reference, scored at the same
+    # precision, so every margin is exactly 0 and its accuracy is 0 without a pass over the
+    # held-out pairs; for SLiC, SimPO and ORPO it is the starting model's own preference.
+    before = None if not heldout else 0.0 if a.loss.needs_reference else score(start)
     settings = LoopSettings.of(a, fingerprint=run.fingerprint, tensorboard=cfg.train.tensorboard)
     result = train_loop(lambda resume: load_trainable_model(start, a.method, a.lora, resume), tokenizer,
                         batches, loss_fn, settings, out, score=score, stop_at_step=stop_at_step,

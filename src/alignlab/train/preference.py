@@ -186,18 +186,27 @@ def _reference_context(model: Any, disable_adapter: bool) -> Any:
     return model.disable_adapter()
 
 
+def _precision_context(model: Any, precision: str) -> Any:
+    """bf16: the matmuls in bfloat16 under autocast, as the training loop runs them. A reference
+    or checkpoint score computed at another precision than training differs from the policy's
+    own log-probs by the kernels' rounding alone, which is the same size as early DPO margins."""
+    device = next(model.parameters()).device.type
+    return torch.autocast(device, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 @torch.no_grad()
 def row_logps(model: Any, rows: Sequence[tuple[list[int], list[int]]], *, batch_size: int = 8, pad_id: int,
-              disable_adapter: bool = False, description: str | None = None) -> list[float]:
+              disable_adapter: bool = False, description: str | None = None,
+              precision: str = "fp32") -> list[float]:
     """Summed answer log-probs of (prompt, answer) rows, in eval mode (no dropout), batched by
-    length; `description` shows a progress bar."""
+    length, at the training `precision`; `description` shows a progress bar."""
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i][0]) - len(rows[i][1]))
     out = [0.0] * len(rows)
     was_training = model.training
     model.eval()
     bar = progress_bar(transient=True) if description else nullcontext()
     try:
-        with bar, _reference_context(model, disable_adapter):
+        with bar, _reference_context(model, disable_adapter), _precision_context(model, precision):
             task = bar.add_task(description, total=len(rows)) if description else None
             for start in range(0, len(order), batch_size):
                 index = order[start:start + batch_size]
@@ -212,21 +221,23 @@ def row_logps(model: Any, rows: Sequence[tuple[list[int], list[int]]], *, batch_
 
 
 def pair_logps(model: Any, pairs: Sequence[TokenizedPair], *, batch_size: int = 8, pad_id: int,
-               disable_adapter: bool = False, description: str | None = None
+               disable_adapter: bool = False, description: str | None = None, precision: str = "fp32"
                ) -> tuple[list[float], list[float]]:
     """Summed answer log-probs of chosen and rejected for every pair (`row_logps`)."""
     rows = [(p.prompt_ids, p.chosen_ids) for p in pairs] + [(p.prompt_ids, p.rejected_ids) for p in pairs]
     logps = row_logps(model, rows, batch_size=2 * batch_size, pad_id=pad_id, disable_adapter=disable_adapter,
-                      description=description)
+                      description=description, precision=precision)
     return logps[:len(pairs)], logps[len(pairs):]
 
 
 def precompute_reference_logps(reference: Any, pairs: Sequence[Pair], tokenizer: Any, *,
                                reference_id: str, max_length: int = 1024, batch_size: int = 8,
-                               disable_adapter: bool = False, progress: bool = True) -> int:
+                               disable_adapter: bool = False, progress: bool = True,
+                               precision: str = "fp32") -> int:
     """Store the reference's log-probs in each pair's metadata; pairs that already carry
     values from the same reference and `max_length` are left alone. Returns how many pairs
-    were computed (0 on a second call)."""
+    were computed (0 on a second call). `precision` must be the training run's, and belongs
+    in `reference_id`, so that the policy before its first step scores exactly the reference."""
     todo = [p for p in pairs if not (
         "ref_chosen_logp" in p.metadata and "ref_rejected_logp" in p.metadata
         and p.metadata.get("ref_model") == reference_id and p.metadata.get("ref_max_length") == max_length)]
@@ -235,7 +246,7 @@ def precompute_reference_logps(reference: Any, pairs: Sequence[Pair], tokenizer:
     tokenized = tokenize_pairs(tokenizer, todo, max_length)
     chosen, rejected = pair_logps(reference, tokenized, batch_size=batch_size, pad_id=tokenizer.pad_token_id,
                                   disable_adapter=disable_adapter,
-                                  description="reference log-probs" if progress else None)
+                                  description="reference log-probs" if progress else None, precision=precision)
     for pair, c, r in zip(todo, chosen, rejected):
         pair.metadata.update(ref_chosen_logp=c, ref_rejected_logp=r, ref_model=reference_id,
                              ref_max_length=max_length)
@@ -244,7 +255,7 @@ def precompute_reference_logps(reference: Any, pairs: Sequence[Pair], tokenizer:
 
 def reward_accuracy(model: Any, pairs: Sequence[Pair], tokenizer: Any, cfg: PreferenceLossConfig, *,
                     reference: Any = None, disable_adapter: bool = False, max_length: int = 1024,
-                    batch_size: int = 8) -> float:
+                    batch_size: int = 8, precision: str = "fp32") -> float:
     """Fraction of held-out pairs whose reward, as the loss `cfg` defines it, ranks chosen above
     rejected: log π/π_ref for the reference-based losses (and for KTO, whose reward is the
     same), the policy's log-prob margin (per token for SimPO and ORPO) for the others.
@@ -256,7 +267,8 @@ def reward_accuracy(model: Any, pairs: Sequence[Pair], tokenizer: Any, cfg: Pref
         raise AlignlabError("reward accuracy needs at least one held-out pair")
     tokenized = tokenize_pairs(tokenizer, pairs, max_length)
     pad_id = tokenizer.pad_token_id
-    chosen, rejected = map(torch.tensor, pair_logps(model, tokenized, batch_size=batch_size, pad_id=pad_id))
+    chosen, rejected = map(torch.tensor, pair_logps(model, tokenized, batch_size=batch_size, pad_id=pad_id,
+                                                    precision=precision))
     ref_chosen = ref_rejected = None
     if cfg.needs_reference:
         if all("ref_chosen_logp" in p.metadata and "ref_rejected_logp" in p.metadata
@@ -266,7 +278,7 @@ def reward_accuracy(model: Any, pairs: Sequence[Pair], tokenizer: Any, cfg: Pref
         elif reference is not None or disable_adapter:
             ref_chosen, ref_rejected = map(torch.tensor, pair_logps(
                 model if reference is None else reference, tokenized, batch_size=batch_size,
-                pad_id=pad_id, disable_adapter=disable_adapter))
+                pad_id=pad_id, disable_adapter=disable_adapter, precision=precision))
         else:
             raise AlignlabError(f"reward accuracy for {cfg.kind} needs reference log-probs: store them "
                                 f"with precompute_reference_logps, pass `reference`, or use disable_adapter")

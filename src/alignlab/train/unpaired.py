@@ -182,15 +182,16 @@ def reference_missing(answers: Sequence[Sample], reference_id: str, max_length: 
 
 def precompute_unpaired_reference(reference: Any, answers: Sequence[Sample], tokenizer: Any, *,
                                   reference_id: str, max_length: int = 1024, batch_size: int = 8,
-                                  progress: bool = True) -> int:
+                                  progress: bool = True, precision: str = "fp32") -> int:
     """Store the reference's log-probs of each answer and of its mismatched row in the
-    answer's metadata; returns how many answers were computed (0 when all were stored)."""
+    answer's metadata, at the training `precision`; returns how many answers were computed
+    (0 when all were stored)."""
     if not reference_missing(answers, reference_id, max_length):
         return 0
     tokenized = tokenize_unpaired(tokenizer, answers, max_length)
     rows = [(t.prompt_ids, t.answer_ids) for t in tokenized] + [(t.prompt_ids, t.kl_answer_ids) for t in tokenized]
     logps = row_logps(reference, rows, batch_size=batch_size, pad_id=tokenizer.pad_token_id,
-                      description="reference log-probs (kto)" if progress else None)
+                      description="reference log-probs (kto)" if progress else None, precision=precision)
     by_id = {a.id: a for a in answers}
     for k, t in enumerate(tokenized):
         by_id[t.id].metadata.update(ref_logp=logps[k], ref_kl_logp=logps[len(tokenized) + k],
