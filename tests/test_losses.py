@@ -1,5 +1,5 @@
 """Preference losses: hand-computed values, agreement with TRL's own loss code (DPO, IPO, hinge,
-SimPO, ORPO, KTO), the reference-free losses without a reference."""
+SimPO, ORPO, KTO, continued SFT), the reference-free losses without a reference."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_config_is_checked():
         PreferenceLossConfig(kind="dpo", desirable_weight=2.0)
     dumped = PreferenceLossConfig(kind="slic").model_dump()
     assert PreferenceLossConfig.model_validate(dumped).kind == "slic"  # a saved config reloads
-    assert not any(PreferenceLossConfig(kind=k).needs_reference for k in ("slic", "simpo", "orpo"))
+    assert not any(PreferenceLossConfig(kind=k).needs_reference for k in ("slic", "simpo", "orpo", "sft"))
     assert PreferenceLossConfig(kind="kto").needs_reference and PreferenceLossConfig(kind="kto").unpaired
 
 
@@ -174,6 +174,26 @@ def test_matches_trl(kind, trl_name):
         assert chosen.item() == pytest.approx(trl_chosen, abs=1e-5)
         assert rejected.item() == pytest.approx(trl_rejected, abs=1e-5)
     assert not math.isnan(expected)
+
+
+def test_continued_sft_matches_trl_and_trains_the_chosen_answer_only():
+    generator = torch.Generator().manual_seed(2)
+    for _ in range(6):
+        policy = (-40 * torch.rand(2, generator=generator) - 5).tolist()
+        lengths = tuple(int(n) for n in torch.randint(3, 20, (2,), generator=generator))
+        expected, _, _ = _trl_loss("sft", 0.1, policy, (0.0, 0.0), lengths)
+        losses, _, _ = preference_loss(PreferenceLossConfig(kind="sft"), torch.tensor([policy[0]]),
+                                       torch.tensor([policy[1]]), chosen_lengths=torch.tensor([lengths[0]]))
+        assert losses.item() == pytest.approx(expected, abs=1e-5)
+    # Over a batch: the mean is per chosen token (as SFT's), not per answer; rejected untouched.
+    chosen = torch.tensor([-12.0, -2.0], requires_grad=True)
+    rejected = torch.tensor([-9.0, -8.0], requires_grad=True)
+    losses, _, _ = preference_loss(PreferenceLossConfig(kind="sft"), chosen, rejected,
+                                   chosen_lengths=torch.tensor([6, 2]))
+    assert losses.mean().item() == pytest.approx(14 / 8)
+    losses.mean().backward()
+    assert rejected.grad is None or torch.all(rejected.grad == 0)
+    assert torch.all(chosen.grad < 0)
 
 
 # ---------------------------------------------------------------- reference-free and unpaired, against TRL

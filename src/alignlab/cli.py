@@ -265,7 +265,7 @@ def pairs(config: ConfigOpt = Path("alignlab.yaml"),
 def align(config: ConfigOpt = Path("alignlab.yaml"),
           force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
     """Contrastive post-training (`align.loss.kind`: dpo, ipo, hinge, slic, simpo, orpo on the pairs,
-    easy to hard; kto on unpaired answers); resumes after a crash; keeps the checkpoint with the
+    easy to hard; kto on unpaired answers; sft, continued SFT on the chosen answers, as a baseline); resumes after a crash; keeps the checkpoint with the
     best held-out reward accuracy, with a model card listing its lineage."""
     from alignlab.config import load_config
     from alignlab.train.align import align_stage, print_summary

@@ -265,7 +265,7 @@ def _alignment(run: RunData) -> list[Any]:
           delta(after - before if before is not None and after is not None else None)]],
         caption="Reward accuracy: the share of held-out pairs whose chosen answer gets the higher reward, "
                 "as the loss defines it (β·log π/π_ref for dpo/ipo/hinge/kto, the policy's own "
-                "log-probability for slic, per token for simpo/orpo)")]
+                "log-probability for slic and sft, per token for simpo/orpo)")]
     if manifest is None:
         blocks.append(Text("The align stage has not finished: the curves stop at its last logged step.", "note"))
     if run.align_metrics:

@@ -1,6 +1,7 @@
 """`alignlab align`: contrastive post-training (DPO, IPO, hinge, SLiC, SimPO, ORPO) on the pairs,
 played as a curriculum from easy to hard, or KTO on unpaired accepted/rejected answers, with the
-same training loop as supervised training.
+same training loop as supervised training. `sft` trains the chosen answers alone on the same pairs
+and compute: the baseline a contrastive loss must beat (benchmarks/align_compare.py).
 
     alignlab align -c alignlab.yaml
 

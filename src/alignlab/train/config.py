@@ -28,9 +28,9 @@ from pydantic.fields import FieldInfo
 from alignlab.errors import ConfigError
 from alignlab.llm.config import Precision, Section
 
-LossKind = Literal["dpo", "ipo", "hinge", "slic", "simpo", "orpo", "kto"]
+LossKind = Literal["dpo", "ipo", "hinge", "slic", "simpo", "orpo", "sft", "kto"]
 # Losses that read only the policy's own log-probabilities: no reference pass before training.
-REFERENCE_FREE = frozenset({"slic", "simpo", "orpo"})
+REFERENCE_FREE = frozenset({"slic", "simpo", "orpo", "sft"})
 # Settings that only some losses read: setting one for another loss is a mistake worth an error.
 ONLY_FOR = {"label_smoothing": {"dpo"}, "delta": {"slic"}, "lam": {"slic"}, "gamma": {"simpo"},
             "desirable_weight": {"kto"}, "undesirable_weight": {"kto"}}
@@ -160,7 +160,8 @@ class TrainConfig(Hyperparameters):
 
 
 class PreferenceLossConfig(Section):
-    kind: LossKind = Field("dpo", description="dpo | ipo | hinge | slic | simpo | orpo | kto (unpaired)")
+    kind: LossKind = Field("dpo", description="dpo | ipo | hinge | slic | simpo | orpo | kto (unpaired) | "
+                                                 "sft (continued SFT on the chosen answers: the baseline)")
     beta: float = Field(0.1, gt=0, description="dpo/ipo/hinge/kto: strength of the pull towards the reference; "
                                                "simpo: reward scale (its authors use 2-10); orpo: weight "
                                                "of the odds-ratio term")

@@ -15,6 +15,8 @@ Switching algorithm is `PreferenceLossConfig.kind`, nothing else: `LOSSES` is th
     slic   max(0, δ - log π(y+|x) + log π(y-|x)) + λ·NLL(y+)    SLiC-HF; no reference model
     simpo  -logσ(β·(ℓ+ - ℓ-) - γ)                     SimPO; ℓ = mean log-prob per answer token
     orpo   NLL(y+) - β·logσ(log odds(y+) - log odds(y-))        ORPO; odds = p/(1-p), p = e^ℓ
+    sft    NLL(y+) per chosen token over the batch         continued SFT on the chosen answers only:
+           the baseline a contrastive loss must beat on the same pairs and compute
     kto    unpaired (see `kto_loss`): 1 - σ(β·(log-ratio - z)) for a desirable answer,
            1 - σ(β·(z - log-ratio)) for an undesirable one; z = the policy/reference KL estimate
 """
@@ -31,7 +33,7 @@ from alignlab.train.config import REFERENCE_FREE, LossKind, PreferenceLossConfig
 Tensor = torch.Tensor
 Rewarded = tuple[Tensor, Tensor, Tensor]
 __all__ = ["LOSSES", "LossKind", "PairLogps", "PreferenceLossConfig", "dpo_loss", "hinge_loss", "ipo_loss",
-           "kto_kl", "kto_loss", "orpo_loss", "preference_loss", "simpo_loss", "slic_loss"]
+           "kto_kl", "kto_loss", "orpo_loss", "preference_loss", "simpo_loss", "slic_loss", "chosen_nll_loss"]
 
 
 def _log_ratios(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
@@ -80,6 +82,16 @@ def slic_loss(policy_chosen: Tensor, policy_rejected: Tensor, chosen_nll: Tensor
         if chosen_nll is None:
             raise ValueError("slic with lam > 0 needs the chosen answer's NLL")
         losses = losses + lam * chosen_nll
+    return losses, policy_chosen.detach(), policy_rejected.detach()
+
+
+def chosen_nll_loss(policy_chosen: Tensor, policy_rejected: Tensor, chosen_lengths: Tensor | None) -> Rewarded:
+    """Continued SFT: the chosen answers' NLL averaged over all their tokens in the batch (as
+    TRL's `loss_type="sft"` and supervised training do), spread over the pairs so that their
+    mean is that average; the rejected answers get no gradient."""
+    if chosen_lengths is None:
+        raise ValueError("sft needs the chosen answers' lengths (the NLL is a mean per token)")
+    losses = -policy_chosen * (len(policy_chosen) / chosen_lengths.sum().clamp(min=1))
     return losses, policy_chosen.detach(), policy_rejected.detach()
 
 
@@ -151,6 +163,7 @@ LOSSES: dict[str, Callable[[PreferenceLossConfig, PairLogps], Rewarded]] = {
     "slic": lambda c, x: slic_loss(x.chosen, x.rejected, x.chosen_nll, c.delta, c.lam),
     "simpo": lambda c, x: simpo_loss(*x.means(), c.beta, c.gamma),
     "orpo": lambda c, x: orpo_loss(*x.means(), c.beta),
+    "sft": lambda c, x: chosen_nll_loss(x.chosen, x.rejected, x.chosen_lengths),
 }
 
 
