@@ -144,3 +144,39 @@ def test_a_cuda_run_loads_bf16_weights_on_the_gpu(tiny_model_dir, tiny_backend):
     assert response.ok and response.choices[0].completion_tokens > 0
     [score] = gpu.loglikelihood([ScoreRequest("The capital is", " Paris")])
     assert score.n_tokens > 0
+
+
+def _weight_casts(backend, request) -> int:
+    """How many times a weight of the model was cast to bfloat16 while answering `request`."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    weights = {p.data_ptr() for p in backend.model.parameters()}
+
+    class CountWeightCasts(TorchDispatchMode):
+        casts = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            # Under inference_mode the cast stays `aten.to.dtype`; elsewhere it is `_to_copy`.
+            dtype = kwargs.get("dtype") or next((a for a in args[1:2] if isinstance(a, torch.dtype)), None)
+            if (func in (torch.ops.aten._to_copy.default, torch.ops.aten.to.dtype) and dtype == torch.bfloat16
+                    and args[0].data_ptr() in weights):
+                CountWeightCasts.casts += 1
+            return func(*args, **kwargs)
+
+    with CountWeightCasts():
+        [response] = backend.generate([request])
+    assert response.choices[0].completion_tokens == request.params.max_tokens
+    return CountWeightCasts.casts
+
+
+def test_bf16_casts_each_weight_once_per_batch_not_per_token(tiny_model_dir):
+    from alignlab.llm.config import BackendSettings
+    from alignlab.llm.local import LocalBackend
+
+    bf16 = LocalBackend.from_spec(str(tiny_model_dir), BackendSettings(precision="bf16"))
+    linears = sum(isinstance(m, torch.nn.Linear) for m in bf16.model.modules())
+    never_stop = {"stop": [], "temperature": 1.0, "seed": 1}
+    short = _weight_casts(bf16, chat("Say something", max_tokens=2, **never_stop))
+    long = _weight_casts(bf16, chat("Say something", max_tokens=12, **never_stop))
+    assert short == long and 0 < short <= linears + 1  # at most the embedding besides
