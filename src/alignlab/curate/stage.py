@@ -14,7 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import alignlab.curate
 from alignlab.config import Config
 from alignlab.curate.decontaminate import eval_set_paths
 from alignlab.curate.funnel import all_rejects, funnel_counts, run_steps
@@ -64,7 +63,9 @@ def curate(cfg: Config, force: bool = False, backends: dict[str, Backend] | None
     demand behind the request cache."""
     models, templates = _models_and_templates(cfg)
     inputs = {"generate": upstream(cfg, "generate"), **_eval_inputs(cfg)}
-    run = start_stage(cfg, "curate", inputs=inputs, code=(alignlab.curate,),
+    # The steps' modules are imported by name when they run, so no import leads to them.
+    code = (__name__, *(step.module for step in cfg.curate.steps))
+    run = start_stage(cfg, "curate", inputs=inputs, code=code,
                       settings={"curate": cfg.curate.model_dump(mode="json"), "seed": cfg.seed,
                                 "models": models, "templates": templates})
     if run.done and not force:

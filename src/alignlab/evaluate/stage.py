@@ -19,8 +19,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-import alignlab.evaluate
-import alignlab.sdg.judges
 from alignlab.config import Config
 from alignlab.errors import ConfigError
 from alignlab.evaluate.judged import (
@@ -168,7 +166,7 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
                 "options": {f.name: getattr(options, f.name) for f in fields(options)
                             if f.name != "heldout_chunks"}}
     run = start_stage(cfg, f"eval/{label}", settings=settings, inputs=_inputs(cfg, spec, options),
-                      code=(alignlab.evaluate, alignlab.sdg.judges))
+                      code=(__name__,))
     if run.done and not force and run.dir.file("results.json").is_file():
         return read_json(run.dir.file("results.json"))
 

@@ -21,7 +21,6 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-import alignlab.mix
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.mix import instructlab
@@ -85,7 +84,7 @@ def mix(cfg: Config, force: bool = False) -> dict[str, Any]:
         inputs["recipe"] = file_fingerprint(resolved.recipe_file)
     for name in resolved.files:
         inputs[f"file:{name}"] = file_fingerprint(resolved.file_path(name))
-    run = start_stage(cfg, "mix", inputs=inputs, code=(alignlab.mix,),
+    run = start_stage(cfg, "mix", inputs=inputs, code=(__name__,),
                       settings={"recipe": resolved.recipe.model_dump(mode="json"), "seed": resolved.seed,
                                 "student": cfg.models.student})
     if run.done and not force:

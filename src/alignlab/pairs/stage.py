@@ -27,7 +27,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-import alignlab.pairs
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.llm import GenerationParams, open_backend, release_local_backends
@@ -125,7 +124,7 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
     inputs = {"curate": upstream(cfg, "curate")}
     if _needs_training(rungs):
         inputs["train"] = upstream(cfg, "train")
-    run = start_stage(cfg, "pairs", inputs=inputs, code=(alignlab.pairs,),
+    run = start_stage(cfg, "pairs", inputs=inputs, code=(__name__,),
                       settings={"pairs": s.model_dump(mode="json"), "ladder": labels, "judge": cfg.judge,
                                 "seed": cfg.seed})
     if run.done and not force:

@@ -21,8 +21,6 @@ from typing import Any
 
 from rich.console import Console
 
-import alignlab.sdg
-import alignlab.taxonomy.chunking
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.llm.types import Backend
@@ -113,7 +111,7 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     console = console or Console()
     s = cfg.generate
     leaves = select_leaves(cfg, leaf_pattern)
-    run = start_stage(cfg, "generate", code=(alignlab.sdg, alignlab.taxonomy.chunking),
+    run = start_stage(cfg, "generate", code=(__name__,),
                       settings={"generate": s.model_dump(mode="json"), "teacher": cfg.models.teacher,
                                 "judge": cfg.judge, "leaf_pattern": leaf_pattern},
                       inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path)})

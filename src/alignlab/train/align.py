@@ -32,7 +32,7 @@ from alignlab.pairs.export import taxonomy_license
 from alignlab.records import Pair
 from alignlab.stage import finished_stage, start_stage, upstream
 from alignlab.store import read_jsonl, read_pairs, read_samples, write_jsonl
-from alignlab.train import curriculum, losses, preference, unpaired
+from alignlab.train import unpaired
 from alignlab.train.checkpoint import (
     load_trainable_model, select_checkpoint,
 )
@@ -164,7 +164,7 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
     if a.loss.unpaired and a.unpaired_from == "judged":
         inputs["curate"] = upstream(cfg, "curate")
     run = start_stage(cfg, "align", inputs=inputs, settings=a.model_dump(mode="json"),
-                      code=(curriculum, losses, preference, unpaired, align_stage))
+                      code=(__name__,))
     if run.done and not force:
         return run.manifest
     main = process_state().is_main_process
