@@ -112,9 +112,9 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     s = cfg.generate
     leaves = select_leaves(cfg, leaf_pattern)
     run = start_stage(cfg, "generate", code=(__name__,),
-                      settings={"generate": s.model_dump(mode="json"), "teacher": cfg.models.teacher,
-                                "judge": cfg.judge, "leaf_pattern": leaf_pattern},
-                      inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path)})
+                      settings={"generate": s.model_dump(mode="json"), "leaf_pattern": leaf_pattern},
+                      inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path),
+                              "teacher": cfg.model_id(cfg.models.teacher), "judge": cfg.model_id(cfg.judge)})
     # A finished run whose requests failed (server errors) is not done: the next plain run
     # re-asks exactly those; every answered request comes from the cache.
     retry = failed_requests(run.manifest) if run.done and not force else 0

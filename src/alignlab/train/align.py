@@ -26,7 +26,7 @@ from typing import Any
 
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
-from alignlab.llm.hf import load_causal_lm, load_tokenizer, model_id
+from alignlab.llm.hf import load_causal_lm, load_tokenizer
 from alignlab.llm.specs import parse_spec
 from alignlab.pairs.export import taxonomy_license
 from alignlab.records import Pair
@@ -157,7 +157,7 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
                 stop_at_step: int | None = None) -> dict[str, Any]:
     a = cfg.align
     start = start_model(cfg)
-    start_id = model_id(parse_spec(start, cfg.base_dir))
+    start_id = cfg.model_id(start)
     inputs = {"pairs": upstream(cfg, "pairs"), "start": start_id}
     if a.start == "sft":
         inputs["train"] = upstream(cfg, "train")

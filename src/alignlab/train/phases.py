@@ -28,7 +28,7 @@ from typing import Any
 from alignlab.codedeps import stage_code_version
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
-from alignlab.llm.hf import load_tokenizer, model_id
+from alignlab.llm.hf import load_tokenizer
 from alignlab.llm.specs import parse_spec
 from alignlab.stage import finished_stage, start_stage, upstream
 from alignlab.store import (
@@ -222,7 +222,7 @@ def train_stage(cfg: Config, *, metrics: dict[str, CheckpointMetric] | None = No
         raise AlignlabError(f"train.phases select_by {unknown}: no such checkpoint metric "
                             f"(available: {', '.join(sorted({'loss', *registry}))})")
     student = cfg.models.student
-    student_id = model_id(parse_spec(student, cfg.base_dir))
+    student_id = cfg.model_id(student)
     inputs = {"mix": upstream(cfg, "mix"), "student": student_id}
     run = start_stage(cfg, "train", settings=tc.model_dump(mode="json"), inputs=inputs,
                       code=(__name__,))
