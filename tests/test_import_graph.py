@@ -8,7 +8,6 @@ them is one refactor away from an ImportError at start-up.
 
 from __future__ import annotations
 
-import ast
 import importlib
 import pkgutil
 import subprocess
@@ -16,6 +15,7 @@ import sys
 from pathlib import Path
 
 import alignlab
+from alignlab.codedeps import named_imports
 
 
 def _modules() -> dict[str, Path]:
@@ -29,37 +29,16 @@ def _modules() -> dict[str, Path]:
 
 
 def _imported(module: str, path: Path, known: set[str]) -> set[str]:
-    """The alignlab modules `module` imports, anywhere in its source. `from pkg import name`
-    counts as importing `pkg.name` when that is a module, else `pkg`; importing a package's
-    module from outside it counts as importing the package too."""
-    is_pkg = path.name == "__init__.py"
-    package = module if is_pkg else module.rpartition(".")[0]
-    out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            out.update(a.name for a in node.names if a.name in known)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.split(".")
-                base = base[: len(base) - node.level + 1]
-                target = ".".join(base + ([node.module] if node.module else []))
-            else:
-                target = node.module or ""
-            for alias in node.names:
-                name = f"{target}.{alias.name}"
-                if name in known:
-                    out.add(name)
-                elif target in known:
-                    out.add(target)
-    # Importing `a.b.c` first runs `a/b/__init__.py`: a package a module reaches from outside is
-    # imported too (from inside, the package is already being imported when its modules run).
+    """The alignlab modules `module` imports (codedeps.named_imports: the graph stage
+    fingerprints follow); importing a package's module from outside it counts as importing
+    the package too (from inside, the package is already being imported when its modules run)."""
+    out = set(named_imports(module, path))
     for target in list(out):
         parts = target.split(".")
         for k in range(2, len(parts)):
             parent = ".".join(parts[:k])
             if parent in known and not (module == parent or module.startswith(parent + ".")):
                 out.add(parent)
-    out.discard(module)
     return out
 
 

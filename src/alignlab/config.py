@@ -93,6 +93,13 @@ class Config(Section):
     def judge(self) -> str:
         return self.models.judge or self.models.teacher
 
+    def model_id(self, spec: str) -> str:
+        """A model's identity in stage fingerprints: its spec, and for a local directory the
+        fingerprint of its weights too, so a model retrained in place re-runs what used it."""
+        from alignlab.llm.hf import model_id  # lazily: the config loader stays light
+
+        return model_id(parse_spec(spec, self.base_dir))
+
     def tokenizer_for(self, spec: str) -> str | None:
         """`models.teacher_tokenizer` for the served teacher's spec (the judge too, when it is
         the teacher); other models' tokenizers are detected from their ids."""

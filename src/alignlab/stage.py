@@ -4,7 +4,8 @@ A stage function begins with `start_stage(...)`; when `run.done` it returns the 
 manifest instead of working again (unless forced); after its outputs are written it calls
 `run.finish(counts)`. The fingerprint covers the stage's settings, the models it uses, the
 fingerprints of its inputs (upstream manifests, files) and its own code, so a change to any of
-them re-runs the stage and, through the inputs, everything downstream.
+them re-runs the stage and, through the inputs, everything downstream. Its code is every
+alignlab module its entry modules import, however indirectly (see codedeps.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Any
 
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
-from alignlab.store import StageDir, code_version, fingerprint, write_json
+from alignlab.codedeps import stage_code_version
+from alignlab.store import StageDir, fingerprint, write_json
 
 
 @dataclass
@@ -43,11 +45,12 @@ class StageRun:
 
 
 def start_stage(cfg: Config, name: str, *, settings: dict[str, Any], inputs: dict[str, str],
-                code: tuple[Any, ...]) -> StageRun:
-    """Open `runs/<name>/<stage>/` and compute the stage's fingerprint."""
+                code: tuple[str, ...]) -> StageRun:
+    """Open `runs/<name>/<stage>/` and compute the stage's fingerprint. `code` names the
+    stage's entry modules (its own, and any it imports by name at run time)."""
     stage_dir = cfg.run_dir.stage(name)
     fp = fingerprint({"stage": name, "settings": settings, "inputs": inputs,
-                      "code": code_version(*code)})
+                      "code": stage_code_version(*code)})
     return StageRun(cfg=cfg, dir=stage_dir, fingerprint=fp, inputs=inputs, settings=settings)
 
 

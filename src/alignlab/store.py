@@ -64,7 +64,7 @@ def tree_fingerprint(root: str | Path, pattern: str = "**/*") -> str:
 
 def code_version(*objects: Any) -> str:
     """Fingerprint of the source that defines `objects`: a package's whole folder (code and
-    prompt templates), or the file of a module, function or class.
+    prompt templates), the file of a module, function or class, or a file named by its path.
 
     Recorded in each manifest so that editing a stage's code re-runs that stage.
     """
@@ -74,6 +74,8 @@ def code_version(*objects: Any) -> str:
             for folder in o.__path__:
                 files.update(p for p in Path(folder).rglob("*")
                              if p.is_file() and p.suffix in (".py", ".jinja", ".yaml", ".json"))
+        elif isinstance(o, Path):
+            files.add(o)
         elif inspect.getsourcefile(o):
             files.add(Path(inspect.getsourcefile(o)))
     return fingerprint([(p.name, file_fingerprint(p)) for p in sorted(files)])

@@ -27,9 +27,12 @@ class StepSettings(Section):
     step: str
     run: ClassVar[str]
 
+    @property
+    def module(self) -> str:
+        return self.run.partition(":")[0]
+
     def function(self) -> Any:
-        module, _, name = self.run.partition(":")
-        return getattr(importlib.import_module(module), name)
+        return getattr(importlib.import_module(self.module), self.run.partition(":")[2])
 
 
 def step_name(settings: type[StepSettings]) -> str:

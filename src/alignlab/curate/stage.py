@@ -14,13 +14,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import alignlab.curate
 from alignlab.config import Config
 from alignlab.curate.decontaminate import eval_set_paths
 from alignlab.curate.funnel import all_rejects, funnel_counts, run_steps
 from alignlab.curate.steps import StepContext
-from alignlab.llm import Backend, parse_spec
-from alignlab.llm.hf import model_id
+from alignlab.llm import Backend
 from alignlab.progress import progress_bar
 from alignlab.sdg.templates import load_template
 from alignlab.stage import finished_stage, start_stage, upstream
@@ -45,7 +43,7 @@ def _models_and_templates(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
             for name in (step.critique_template, step.revise_template):
                 template = load_template(name, step.prompts_dir)
                 templates[template.name] = template.hash
-    return {role: model_id(parse_spec(spec, cfg.base_dir)) for role, spec in models.items()}, templates
+    return {role: cfg.model_id(spec) for role, spec in models.items()}, templates
 
 
 def _eval_inputs(cfg: Config) -> dict[str, str]:
@@ -64,7 +62,9 @@ def curate(cfg: Config, force: bool = False, backends: dict[str, Backend] | None
     demand behind the request cache."""
     models, templates = _models_and_templates(cfg)
     inputs = {"generate": upstream(cfg, "generate"), **_eval_inputs(cfg)}
-    run = start_stage(cfg, "curate", inputs=inputs, code=(alignlab.curate,),
+    # The steps' modules are imported by name when they run, so no import leads to them.
+    code = (__name__, *(step.module for step in cfg.curate.steps))
+    run = start_stage(cfg, "curate", inputs=inputs, code=code,
                       settings={"curate": cfg.curate.model_dump(mode="json"), "seed": cfg.seed,
                                 "models": models, "templates": templates})
     if run.done and not force:

@@ -19,8 +19,6 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
 
-import alignlab.evaluate
-import alignlab.sdg.judges
 from alignlab.config import Config
 from alignlab.errors import ConfigError
 from alignlab.evaluate.judged import (
@@ -74,13 +72,6 @@ def model_label(spec: str) -> str:
     if parsed.layers is not None:
         text += f"-layers{parsed.layers}"
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "model"
-
-
-def _model_identity(cfg: Config, spec: str) -> str:
-    """What the answers depend on: the spec and, for a local directory, its weights."""
-    from alignlab.llm.hf import model_id
-
-    return model_id(parse_spec(spec, cfg.base_dir))
 
 
 # ------------------------------------------------------------------ question sets
@@ -139,8 +130,18 @@ def teacher_items(cfg: Config, chunks: Mapping[str, Sequence[str]] | None) -> tu
     return items, tally
 
 
+def _judged(cfg: Config, options: EvalOptions) -> bool:
+    return cfg.eval.judged.enabled if options.judged is None else options.judged
+
+
 def _inputs(cfg: Config, spec: str, options: EvalOptions) -> dict[str, str]:
-    inputs = {"model": _model_identity(cfg, spec), "judge": cfg.judge, "teacher": cfg.models.teacher}
+    # Each model by its identity (a local directory's includes its weights), and the judge and
+    # the teacher only when asked: a teacher directory removed since generation stops nothing.
+    inputs = {"model": cfg.model_id(spec)}
+    if _judged(cfg, options):
+        inputs["judge"] = cfg.model_id(cfg.judge)
+    if options.heldout_chunks and cfg.eval.teacher_mcq_per_leaf:
+        inputs["teacher"] = cfg.model_id(cfg.models.teacher)
     if cfg.taxonomy_path.is_dir():
         inputs["taxonomy"] = tree_fingerprint(cfg.taxonomy_path, "**/*.*")
     for name in [*cfg.eval.mcq_files, *options.mcq_files]:
@@ -168,7 +169,7 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
                 "options": {f.name: getattr(options, f.name) for f in fields(options)
                             if f.name != "heldout_chunks"}}
     run = start_stage(cfg, f"eval/{label}", settings=settings, inputs=_inputs(cfg, spec, options),
-                      code=(alignlab.evaluate, alignlab.sdg.judges))
+                      code=(__name__,))
     if run.done and not force and run.dir.file("results.json").is_file():
         return read_json(run.dir.file("results.json"))
 
@@ -184,8 +185,7 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
         results["teacher_mcq"] = tally.counts()
         tally.write(run.dir, prefix="teacher_mcq_")
     general = general_mcq(cfg.eval.general_mcq, cfg.base_dir)
-    judged = cfg.eval.judged.enabled if options.judged is None else options.judged
-    prompts = reported_prompts(cfg) if judged else []
+    prompts = reported_prompts(cfg) if _judged(cfg, options) else []
     if not (items or general or prompts or options.lm_eval_tasks):
         raise ConfigError(f"nothing to evaluate: no heldout_mcq.jsonl or skill leaves under "
                           f"{cfg.taxonomy_path}, no eval.mcq_files, general_mcq disabled and no "

@@ -21,7 +21,6 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-import alignlab.mix
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.mix import instructlab
@@ -58,6 +57,15 @@ def token_counter(cfg: Config) -> tuple[Callable[[list[Sample]], list[int]], str
     return count, f"tokenizer of {cfg.models.student}"
 
 
+def _student_identity(cfg: Config) -> str:
+    """The student's tokenizer counts the tokens: its identity (a local directory's covers its
+    tokenizer files), or the spec alone where no directory can be read and tokens are estimated."""
+    try:
+        return cfg.model_id(cfg.models.student)
+    except AlignlabError:
+        return cfg.models.student
+
+
 def summarise(phases: list[PhaseMix], count: Callable[[list[Sample]], list[int]], counted_by: str,
               seed: int) -> dict[str, Any]:
     out: dict[str, Any] = {"seed": seed, "tokens_counted_by": counted_by, "phases": {}, "warnings": []}
@@ -85,9 +93,9 @@ def mix(cfg: Config, force: bool = False) -> dict[str, Any]:
         inputs["recipe"] = file_fingerprint(resolved.recipe_file)
     for name in resolved.files:
         inputs[f"file:{name}"] = file_fingerprint(resolved.file_path(name))
-    run = start_stage(cfg, "mix", inputs=inputs, code=(alignlab.mix,),
-                      settings={"recipe": resolved.recipe.model_dump(mode="json"), "seed": resolved.seed,
-                                "student": cfg.models.student})
+    inputs["student"] = _student_identity(cfg)
+    run = start_stage(cfg, "mix", inputs=inputs, code=(__name__,),
+                      settings={"recipe": resolved.recipe.model_dump(mode="json"), "seed": resolved.seed})
     if run.done and not force:
         return run.manifest
     curated = read_samples(finished_stage(cfg, "curate").file("samples.jsonl"))

@@ -27,12 +27,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-import alignlab.pairs
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.llm import GenerationParams, open_backend, release_local_backends
-from alignlab.llm.hf import model_id
-from alignlab.llm.specs import parse_spec
 from alignlab.llm.types import Backend
 from alignlab.pairs.answers import rung_answers, two_samples
 from alignlab.pairs.export import export_pairs, taxonomy_license
@@ -74,7 +71,7 @@ def resolve_ladder(cfg: Config) -> tuple[list[Rung], list[str], list[str]]:
     for text in cfg.pairs.ladder:
         rung = parse_rung(text)
         spec = resolve_rung(cfg, rung.model)
-        seen.setdefault(rung.label(model_id(parse_spec(spec, cfg.base_dir))), (rung, spec))
+        seen.setdefault(rung.label(cfg.model_id(spec)), (rung, spec))
     labels = list(seen)
     rungs, specs = [r for r, _ in seen.values()], [spec for _, spec in seen.values()]
     if len(rungs) < 2:
@@ -125,9 +122,9 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
     inputs = {"curate": upstream(cfg, "curate")}
     if _needs_training(rungs):
         inputs["train"] = upstream(cfg, "train")
-    run = start_stage(cfg, "pairs", inputs=inputs, code=(alignlab.pairs,),
-                      settings={"pairs": s.model_dump(mode="json"), "ladder": labels, "judge": cfg.judge,
-                                "seed": cfg.seed})
+    run = start_stage(cfg, "pairs", inputs=inputs, code=(__name__,),
+                      settings={"pairs": s.model_dump(mode="json"), "ladder": labels,
+                                "judge": cfg.model_id(cfg.judge), "seed": cfg.seed})
     if run.done and not force:
         return run.manifest
     curated = read_samples(finished_stage(cfg, "curate").file("samples.jsonl"))

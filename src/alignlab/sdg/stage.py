@@ -21,8 +21,6 @@ from typing import Any
 
 from rich.console import Console
 
-import alignlab.sdg
-import alignlab.taxonomy.chunking
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.llm.types import Backend
@@ -113,10 +111,10 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     console = console or Console()
     s = cfg.generate
     leaves = select_leaves(cfg, leaf_pattern)
-    run = start_stage(cfg, "generate", code=(alignlab.sdg, alignlab.taxonomy.chunking),
-                      settings={"generate": s.model_dump(mode="json"), "teacher": cfg.models.teacher,
-                                "judge": cfg.judge, "leaf_pattern": leaf_pattern},
-                      inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path)})
+    run = start_stage(cfg, "generate", code=(__name__,),
+                      settings={"generate": s.model_dump(mode="json"), "leaf_pattern": leaf_pattern},
+                      inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path),
+                              "teacher": cfg.model_id(cfg.models.teacher), "judge": cfg.model_id(cfg.judge)})
     # A finished run whose requests failed (server errors) is not done: the next plain run
     # re-asks exactly those; every answered request comes from the cache.
     retry = failed_requests(run.manifest) if run.done and not force else 0

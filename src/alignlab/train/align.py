@@ -26,13 +26,13 @@ from typing import Any
 
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
-from alignlab.llm.hf import load_causal_lm, load_tokenizer, model_id
+from alignlab.llm.hf import load_causal_lm, load_tokenizer
 from alignlab.llm.specs import parse_spec
 from alignlab.pairs.export import taxonomy_license
 from alignlab.records import Pair
 from alignlab.stage import finished_stage, start_stage, upstream
 from alignlab.store import read_jsonl, read_pairs, read_samples, write_jsonl
-from alignlab.train import curriculum, losses, preference, unpaired
+from alignlab.train import unpaired
 from alignlab.train.checkpoint import (
     load_trainable_model, select_checkpoint,
 )
@@ -157,14 +157,14 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
                 stop_at_step: int | None = None) -> dict[str, Any]:
     a = cfg.align
     start = start_model(cfg)
-    start_id = model_id(parse_spec(start, cfg.base_dir))
+    start_id = cfg.model_id(start)
     inputs = {"pairs": upstream(cfg, "pairs"), "start": start_id}
     if a.start == "sft":
         inputs["train"] = upstream(cfg, "train")
     if a.loss.unpaired and a.unpaired_from == "judged":
         inputs["curate"] = upstream(cfg, "curate")
     run = start_stage(cfg, "align", inputs=inputs, settings=a.model_dump(mode="json"),
-                      code=(curriculum, losses, preference, unpaired, align_stage))
+                      code=(__name__,))
     if run.done and not force:
         return run.manifest
     main = process_state().is_main_process

@@ -25,15 +25,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from alignlab.codedeps import stage_code_version
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
-from alignlab.llm.hf import load_tokenizer, model_id
+from alignlab.llm.hf import load_tokenizer
 from alignlab.llm.specs import parse_spec
 from alignlab.stage import finished_stage, start_stage, upstream
 from alignlab.store import (
-    code_version, file_fingerprint, fingerprint, read_json, read_samples, write_json, write_jsonl,
+    file_fingerprint, fingerprint, read_json, read_samples, write_json, write_jsonl,
 )
-from alignlab.train import batching, checkpoint, config, data, loop
 from alignlab.train.batching import LazyBatches, token_budget_batches
 from alignlab.train.checkpoint import (
     CheckpointMetric, load_trainable_model, lower_is_better, select_checkpoint,
@@ -42,12 +42,11 @@ from alignlab.train.config import PhaseConfig
 from alignlab.train.data import TokenizedSample, collate, prepare_samples, sft_loss, split_validation
 from alignlab.train.loop import LoopSettings, LossFn, process_state, train_loop
 
-CODE = (config, data, batching, loop, checkpoint)
 PHASE_FILE = "phase.json"
 
 
 def _code() -> str:
-    return code_version(*CODE, run_phase)  # a function stands for its file: this one
+    return stage_code_version(__name__)
 
 
 def heldout_loss(samples: list[TokenizedSample], batch_tokens: int, pad_id: int) -> CheckpointMetric:
@@ -223,10 +222,10 @@ def train_stage(cfg: Config, *, metrics: dict[str, CheckpointMetric] | None = No
         raise AlignlabError(f"train.phases select_by {unknown}: no such checkpoint metric "
                             f"(available: {', '.join(sorted({'loss', *registry}))})")
     student = cfg.models.student
-    student_id = model_id(parse_spec(student, cfg.base_dir))
+    student_id = cfg.model_id(student)
     inputs = {"mix": upstream(cfg, "mix"), "student": student_id}
     run = start_stage(cfg, "train", settings=tc.model_dump(mode="json"), inputs=inputs,
-                      code=(*CODE, run_phase))
+                      code=(__name__,))
     if run.done and not force:
         return run.manifest
     if force and _is_main():
