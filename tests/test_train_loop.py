@@ -167,6 +167,19 @@ def test_full_and_lora_change_the_weights_and_lora_trains_only_adapters(student,
             assert "model.embed_tokens.weight" in changed
 
 
+def test_checkpoints_fall_every_save_every_steps_and_after_the_last_not_at_epoch_ends(student, tmp_path):
+    scored = []
+
+    def record(path: Path) -> float:
+        scored.append(step_of(path))
+        return 0.0
+
+    result = run_loop(student, tmp_path, "full", score=record, save_every=4, keep=10, epochs=3)
+    per_epoch = result.total_steps // 3
+    assert per_epoch % 4 and result.finished  # some epoch ends are not multiples of 4
+    assert scored == sorted({*range(4, result.total_steps + 1, 4), result.total_steps})
+
+
 def test_checkpoints_are_scored_pruned_and_the_best_selected(student, tmp_path):
     from alignlab.train.checkpoint import select_checkpoint
 

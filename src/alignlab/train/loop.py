@@ -21,8 +21,10 @@ repeats one with weight 0, so that every process takes part in the gradient exch
 
 Per optimizer step: AdamW, warm-up then cosine decay, gradient clipping, one line in
 `metrics.jsonl` (and TensorBoard when installed and enabled), a progress bar with loss,
-tokens/s and ETA. Checkpoints every `save_every` steps and at the end of each epoch (see
-checkpoint.py); a re-run resumes from the last complete one, skipping the consumed micro-batches.
+tokens/s and ETA. Checkpoints every `save_every` steps and after the last (see checkpoint.py),
+not at every epoch's end: on small data an epoch is a few steps, and each checkpoint costs a
+write of the weights and optimizer state and a scoring pass. A re-run resumes from the last
+complete checkpoint, mid-epoch if need be, skipping the consumed micro-batches.
 Tested on CPU with one process and with DDP (gloo); FSDP goes through the same `prepare`,
 `no_sync` and `save_state`. DeepSpeed is reached through accelerate but not exercised here:
 its engine keeps its own gradient-accumulation count, which must be 1 in its config (this loop
@@ -260,7 +262,7 @@ def train_loop(load_model: ModelLoader, tokenizer: Any, batches: EpochBatches, l
                 log.write(record)
                 end_of_epoch = batch_index >= n
                 position = (epoch + 1, 0) if end_of_epoch else (epoch, batch_index)
-                if step % settings.save_every == 0 or end_of_epoch:
+                if step % settings.save_every == 0 or step >= total:
                     state = {"fingerprint": settings.fingerprint, "step": step, "epoch": position[0],
                              "batch_index": position[1], "total_steps": total,
                              "finished": step >= total, "world_size": world, "metrics": history}
