@@ -8,7 +8,7 @@ import pytest
 
 from alignlab.errors import AlignlabError
 from alignlab.records import Pair
-from alignlab.train.curriculum import curriculum_order, curriculum_stages, stage_sizes
+from alignlab.train.curriculum import curriculum_batches, curriculum_order, curriculum_stages, stage_sizes
 
 
 def _pairs() -> list[Pair]:
@@ -73,3 +73,32 @@ def test_missing_or_bad_difficulty_is_a_clear_error():
         curriculum_order(pairs, "easy_to_hard")
     with pytest.raises(AlignlabError, match="unknown curriculum order"):
         curriculum_order(_pairs(), "random")
+
+
+def _lengths(pairs, seed=0) -> dict[str, int]:
+    import random
+
+    rng = random.Random(seed)
+    return {p.id: rng.choice([20, 30, 200, 400]) for p in pairs}
+
+
+def _padded(batches, length) -> int:
+    return sum(len(b) * max(map(length, b)) for b in batches)
+
+
+@pytest.mark.parametrize("order", ["easy_to_hard", "hard_to_easy", "mixed"])
+def test_batches_keep_the_curriculum_and_group_similar_lengths(order):
+    pairs = [Pair(id=f"{p.id}-{k}", prompt=p.prompt, chosen=p.chosen, rejected=p.rejected, metadata=p.metadata)
+             for k in range(4) for p in _pairs()]  # 48 pairs, 3 stages
+    length = _lengths(pairs).__getitem__
+    batches = curriculum_batches(pairs, 4, lambda p: length(p.id), order, seed=3, window=3)
+    played = [p for b in batches for p in b]
+    _assert_every_pair_once(played, pairs)
+    assert [len(b) for b in batches] == [4] * 12
+    plain = curriculum_order(pairs, order, seed=3)
+    assert _difficulties(played) == _difficulties(plain) or order == "mixed"  # stage after stage
+    # Reordered only within windows of 3 batches (12 pairs): a window holds the same pairs.
+    for w in range(0, 48, 12):
+        assert {p.id for p in played[w:w + 12]} == {p.id for p in plain[w:w + 12]}
+    by_cut = [plain[i:i + 4] for i in range(0, 48, 4)]
+    assert _padded(batches, lambda p: length(p.id)) < 0.8 * _padded(by_cut, lambda p: length(p.id))

@@ -10,7 +10,8 @@ and compute: the baseline a contrastive loss must beat (benchmarks/align_compare
    step the policy is the reference), and stores them with the pairs in `align/`, so no second
    model is held in memory during training and a resumed run does not recompute them.
 3. Plays the pairs in curriculum order each epoch (`easy_to_hard`, `hard_to_easy`, `mixed`),
-   `batch_pairs` pairs per micro-batch, through `train_loop` with the preference `loss_fn`;
+   `batch_pairs` pairs per micro-batch (pairs of similar length batched together within a
+   stage, to cut padding), through `train_loop` with the preference `loss_fn`;
    logs chosen/rejected rewards, margins and reward accuracy per step in `metrics.jsonl`.
    KTO trains on single answers instead (`align.unpaired_from`: the judges' verdicts or the
    pairs split in two, see train/unpaired.py), desirable and undesirable interleaved per batch.
@@ -36,7 +37,7 @@ from alignlab.train import unpaired
 from alignlab.train.checkpoint import (
     load_trainable_model, select_checkpoint,
 )
-from alignlab.train.curriculum import curriculum_order
+from alignlab.train.curriculum import curriculum_batches
 from alignlab.train.loop import LoopSettings, process_state, train_loop
 from alignlab.train.model_card import model_card, write_model_card
 from alignlab.train.preference import (
@@ -91,16 +92,19 @@ def _with_batch_sizes(batch: dict[str, Any], units: int) -> dict[str, Any]:
     return batch
 
 
+def _longest_row(pair: Any) -> int:
+    """The width a pair needs in a batch: its prompt and longer answer."""
+    return len(pair.prompt_ids) + max(len(pair.chosen_ids), len(pair.rejected_ids))
+
+
 def _paired_training(cfg: Config, train_pairs: list[Pair], tokenizer: Any):
     """Batches of pairs in curriculum order each epoch, and the paired loss."""
     a = cfg.align
     tokenized = tokenize_pairs(tokenizer, train_pairs, a.max_length)
 
     def batches(epoch: int) -> list[dict[str, Any]]:
-        ordered = curriculum_order(tokenized, a.order, a.seed, epoch)
         out_batches = []
-        for i in range(0, len(ordered), a.batch_pairs):
-            group = ordered[i:i + a.batch_pairs]
+        for group in curriculum_batches(tokenized, a.batch_pairs, _longest_row, a.order, a.seed, epoch):
             batch = _with_batch_sizes(collate_pairs(group, tokenizer.pad_token_id), len(group))
             batch["difficulty"] = sum(float(p.metadata["difficulty"]) for p in group) / len(group)
             out_batches.append(batch)

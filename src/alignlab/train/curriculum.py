@@ -13,7 +13,7 @@ metadata), so the same order can be applied before or after tokenisation.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar, get_args
 
 from alignlab.errors import AlignlabError
@@ -62,6 +62,24 @@ def curriculum_order(pairs: Sequence[P], order: CurriculumOrder = "easy_to_hard"
         random.Random(f"{seed}:{epoch}:{index}").shuffle(stage)
         ordered.extend(stage)
     return ordered
+
+
+def curriculum_batches(pairs: Sequence[P], size: int, length: Callable[[P], int],
+                       order: CurriculumOrder = "easy_to_hard", seed: int = 0, epoch: int = 0,
+                       window: int = 8) -> list[list[P]]:
+    """`curriculum_order` cut into batches of `size`, with less padding: every run of `window`
+    batches is re-sorted by (stage, length) before it is cut, so a batch holds pairs of one
+    stage and of similar length. A batch is as wide as its longest row, so mixing short and long
+    pairs pads them all to the long one: 40 % of the demo's DPO tokens were padding. The stages
+    are still played in order and every pair once per epoch; only neighbours within a window
+    trade places (as `group_by_length` batching does in Hugging Face's Trainer)."""
+    ordered = curriculum_order(pairs, order, seed, epoch)
+    stage_of = {p.id: k for k, stage in enumerate(curriculum_stages(pairs, order)) for p in stage}
+    batches: list[list[P]] = []
+    for start in range(0, len(ordered), size * window):
+        chunk = sorted(ordered[start:start + size * window], key=lambda p: (stage_of[p.id], length(p)))
+        batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
+    return batches
 
 
 def stage_sizes(pairs: Sequence[HasMetadata],
