@@ -14,7 +14,7 @@ replies) sent to the real models, bypassing the request cache. Nothing is writte
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rich.console import Console
@@ -97,14 +97,17 @@ def _model(backend: Any) -> Any:
 
 
 def probe(sample: ProbeSample) -> Probe:
-    """Send the sampled requests to their real models, one batch per model (as a step sends
-    its requests together, so a local model batches them and a server has them in flight)."""
+    """Send the sampled requests to their real models, one batch per model and kind of request
+    (its parameters but the seed): as generate's steps send theirs, so a local model batches
+    like requests together (a 2-token verdict does not wait on a long answer) and a server has
+    them in flight."""
     result = Probe()
-    by_model: dict[int, tuple[Any, list]] = {}
+    batches: dict[tuple, tuple[Any, list]] = {}
     for backend, request in sample.requests:
         model = _model(backend)
-        by_model.setdefault(id(model), (model, []))[1].append(request)
-    for model, requests in by_model.values():
+        kind = (id(model), replace(request.params, seed=0))
+        batches.setdefault(kind, (model, []))[1].append(request)
+    for model, requests in batches.values():
         started = time.perf_counter()
         responses = model.generate(requests)
         result.seconds += time.perf_counter() - started
@@ -117,8 +120,9 @@ def print_dry_run(console: Console, cfg: Config, result: DryRun) -> None:
     price = cfg.backend.price_per_million_tokens
     rate = result.probe.seconds_for
     table = Table(title="generate --dry-run: what generate would send, per leaf", title_justify="left")
-    for name in ("leaf", "candidates", "requests", "prompt tokens", "completion tokens (at most)"):
-        table.add_column(name, justify="left" if name == "leaf" else "right")
+    table.add_column("leaf", overflow="fold")  # a leaf path has no spaces to wrap at: fold it, never cut it
+    for name in ("candidates", "requests", "prompt tokens", "completion tokens (at most)"):
+        table.add_column(name, justify="right")
     if price is not None:
         table.add_column("cost", justify="right")
 
