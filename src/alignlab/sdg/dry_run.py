@@ -147,8 +147,11 @@ def print_dry_run(console: Console, cfg: Config, result: DryRun) -> None:
     p = result.probe
     seconds = rate(total.requests)
     if seconds is not None:  # in total only: a few requests time the plan's mix, not each leaf's
+        # The sample's batches are small: a model that batches a whole step (local) or keeps
+        # many requests in flight (a server) answers faster than this, so it reads as a bound.
         console.print(f"about {duration(seconds)} at the rate the teacher and judge answered "
-                      f"{p.requests - p.failed} sampled requests ({p.seconds:.1f}s)", highlight=False)
+                      f"{p.requests - p.failed} sampled requests ({p.seconds:.1f}s; generate batches "
+                      f"whole steps, so it is likely faster)", highlight=False)
     elif p.requests:
         console.print(f"[yellow]no time estimate: all {p.requests} probe requests failed[/]", highlight=False)
     console.print("[dim]counted as if every candidate passed every step (rejects send fewer), before the "
