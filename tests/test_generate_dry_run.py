@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -13,7 +15,7 @@ from alignlab.cli import app
 from alignlab.config import load_config
 from alignlab.llm.cache import CachedBackend, RequestCache
 from alignlab.llm.scripted import ScriptedBackend
-from alignlab.sdg.dry_run import dry_run, print_dry_run
+from alignlab.sdg.dry_run import KindTiming, Probe, dry_run, print_dry_run
 from alignlab.sdg.generators import generator
 from alignlab.sdg.stage import print_summary
 from test_generate import JUDGES, ScriptedTeacher, run, workspace
@@ -35,7 +37,7 @@ def test_dry_run_counts_exactly_the_requests_a_run_sends_when_every_candidate_pa
 
     planner = ScriptedBackend()
     planned = dry_run(load_config(workspace(tmp_path / "plan", **EVERYTHING_PASSES)), models=(planner, planner),
-                      probe_requests=0)
+                      probe_per_kind=0)
     total = planned.total
     assert total.requests == counts["sent"]["requests"]
     # and as each generator declares: the requests of a candidate that survives every step
@@ -61,7 +63,7 @@ def test_dry_run_is_an_upper_bound_when_candidates_are_rejected(tmp_path):
     manifest, _ = run(workspace(tmp_path / "run"), ScriptedTeacher())
     assert manifest["counts"]["rejected"] > 0
     teacher = ScriptedTeacher()
-    planned = dry_run(load_config(workspace(tmp_path / "plan")), models=(teacher, teacher), probe_requests=0)
+    planned = dry_run(load_config(workspace(tmp_path / "plan")), models=(teacher, teacher), probe_per_kind=0)
     assert planned.total.requests > manifest["counts"]["sent"]["requests"]
 
 
@@ -72,18 +74,31 @@ def test_probe_bypasses_the_request_cache_and_nothing_is_written(tmp_path):
     teacher = ScriptedBackend()
     cached = CachedBackend(teacher, cache)
     before = tree(tmp_path / "ws")
-    planned = dry_run(cfg, models=(cached, cached), probe_requests=5)
-    assert len(teacher.seen) == planned.probe.requests == 5  # the probe reached the model...
+    planned = dry_run(cfg, models=(cached, cached), probe_per_kind=2)
+    kinds = planned.probe.kinds
+    # every planned request is of one kind, and each kind sent at most 2 of its own
+    assert sum(k.planned for k in kinds) == planned.total.requests and len(kinds) > 1
+    assert planned.probe.requests == sum(min(2, k.planned) for k in kinds)
+    assert len(teacher.seen) == planned.probe.requests  # the probe reached the model...
     assert len(cache) == 0  # ...around the cache
     assert tree(tmp_path / "ws") == before and not cfg.run_dir.path.exists()
-    assert planned.probe.seconds_for(planned.total.requests) is not None
+    assert planned.probe.estimate() is not None
+
+
+def test_time_estimate_scales_each_kind_by_its_own_count_between_no_batching_and_free_batching():
+    verdicts = KindTiming(planned=100, sent=4, seconds=0.4, width=16)  # 0.1 s a verdict, alone
+    answers = KindTiming(planned=10, sent=4, seconds=8.0, width=16)  # 2 s an answer, alone
+    low, high = Probe([verdicts, answers]).estimate()
+    assert high == pytest.approx(100 * 0.1 + 10 * 2.0)  # nothing runs more at once than probed
+    assert low == pytest.approx(0.4 * 7 + 8.0 * 1)  # ceil(100/16) = 7 batches; 10 answers fit one
+    assert Probe([verdicts, KindTiming(planned=3, sent=3, failed=3, seconds=1.0)]).estimate() is None
 
 
 def test_cost_is_shown_when_a_price_is_set(tmp_path):
     config = workspace(tmp_path, sections={"backend": {"price_per_million_tokens": 2.5}}, **EVERYTHING_PASSES)
     cfg = load_config(config)
     teacher = ScriptedBackend()
-    planned = dry_run(cfg, models=(teacher, teacher), probe_requests=3)
+    planned = dry_run(cfg, models=(teacher, teacher), probe_per_kind=3)
     console = Console(record=True, width=240)
     print_dry_run(console, cfg, planned)
     text = console.export_text()

@@ -174,7 +174,7 @@ def generate(config: ConfigOpt = Path("alignlab.yaml"),
                  help="print the requests, tokens, time and cost generate would spend, per leaf; "
                       "write nothing")] = False,
              probe: Annotated[int | None, typer.Option(
-                 min=0, help="--dry-run: how many planned requests to send the teacher to time it "
+                 min=0, help="--dry-run: how many planned requests of each kind to send the teacher to time it "
                              "(default: a few; 0: no time estimate)")] = None) -> None:
     """Synthetic data from the teacher for every leaf of the taxonomy, judged and filtered."""
     from alignlab.config import load_config
@@ -187,7 +187,7 @@ def generate(config: ConfigOpt = Path("alignlab.yaml"),
         from alignlab.sdg.dry_run import dry_run as plan_generate
         from alignlab.sdg.dry_run import print_dry_run
 
-        print_dry_run(console, cfg, plan_generate(cfg, leaf_pattern=leaf, probe_requests=probe))
+        print_dry_run(console, cfg, plan_generate(cfg, leaf_pattern=leaf, probe_per_kind=probe))
         return
     started = time.time()
     manifest = run_generate(cfg, leaf_pattern=leaf, force=force, console=console)

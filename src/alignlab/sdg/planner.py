@@ -8,7 +8,8 @@ passes (a question of words never seen before, the judge's top score), so every 
 makes every request its generator can make: the count is exact when every candidate passes in
 the real run, and an upper bound otherwise (each step asks only about candidates still alive).
 Replies are as long as their request's `max_tokens` allows, so the prompts of later steps,
-which quote earlier replies, are counted at their longest.
+which quote earlier replies, are counted at their longest. The requests are also counted by
+kind, with a few of each kept for the dry run's probe to time against the real models.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import json
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from alignlab.llm.render import render_chat
@@ -36,21 +38,31 @@ CHAT_FRAMING_TOKENS = 4
 
 
 class ProbeSample:
-    """A uniform sample of the planned requests (reservoir sampling, fixed seed), so the probe
-    times the plan's mix of short judge requests and long answers, not only its first step."""
+    """The planned requests grouped by kind (model, and every parameter but the seed: a 2-token
+    verdict and a 256-token answer cost very different times), each kind's count, and a uniform
+    sample of each (reservoir sampling, fixed seed) for the probe to time."""
 
-    def __init__(self, size: int):
-        self.size = size
-        self.seen = 0
-        self.requests: list[tuple[Any, Request]] = []  # (the real backend, the request)
+    def __init__(self, per_kind: int):
+        self.per_kind = per_kind
+        self.kinds: dict[tuple, RequestKind] = {}
         self._rng = random.Random(0)
 
     def offer(self, backend: Any, request: Request) -> None:
-        self.seen += 1
-        if len(self.requests) < self.size:
-            self.requests.append((backend, request))
-        elif (j := self._rng.randrange(self.seen)) < self.size:
-            self.requests[j] = (backend, request)
+        model = getattr(backend, "backend", backend)  # the model behind a request-cache wrapper
+        key = (id(model), replace(request.params, seed=0))
+        kind = self.kinds.setdefault(key, RequestKind(model))
+        kind.count += 1
+        if len(kind.sample) < self.per_kind:
+            kind.sample.append(request)
+        elif (j := self._rng.randrange(kind.count)) < self.per_kind:
+            kind.sample[j] = request
+
+
+@dataclass
+class RequestKind:
+    model: Any
+    count: int = 0
+    sample: list[Request] = field(default_factory=list)
 
 
 class PlanningBackend:
