@@ -169,7 +169,13 @@ def chat(model: ModelOpt = "embedded:smollm2-135m",
 def generate(config: ConfigOpt = Path("alignlab.yaml"),
              leaf: Annotated[str | None, typer.Option(help="only leaves matching this glob")] = None,
              engine: Annotated[str | None, typer.Option(help="local or ray (default: the config's)")] = None,
-             force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+             force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False,
+             dry_run: Annotated[bool, typer.Option(
+                 help="print the requests, tokens, time and cost generate would spend, per leaf; "
+                      "write nothing")] = False,
+             probe: Annotated[int | None, typer.Option(
+                 min=0, help="--dry-run: how many planned requests of each kind to send the teacher to time it "
+                             "(default: a few; 0: no time estimate)")] = None) -> None:
     """Synthetic data from the teacher for every leaf of the taxonomy, judged and filtered."""
     from alignlab.config import load_config
     from alignlab.sdg.stage import generate as run_generate
@@ -177,6 +183,12 @@ def generate(config: ConfigOpt = Path("alignlab.yaml"),
 
     overrides = {"generate": {"engine": engine}} if engine else None
     cfg = load_config(config, overrides=overrides)
+    if dry_run:
+        from alignlab.sdg.dry_run import dry_run as plan_generate
+        from alignlab.sdg.dry_run import print_dry_run
+
+        print_dry_run(console, cfg, plan_generate(cfg, leaf_pattern=leaf, probe_per_kind=probe))
+        return
     started = time.time()
     manifest = run_generate(cfg, leaf_pattern=leaf, force=force, console=console)
     _say_if_skipped(manifest, started, "generate")

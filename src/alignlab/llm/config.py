@@ -52,4 +52,7 @@ class BackendSettings(Section):
     cache: str | None = Field(None, description="request cache file; default <run>/requests.sqlite")
     requests_per_minute: float | None = Field(None, gt=0, description="openai: cap on requests sent per minute")
     tokens_per_minute: float | None = Field(None, gt=0, description="openai: cap on prompt + completion tokens per minute")
+    price_per_million_tokens: float | None = Field(
+        None, ge=0, description="teacher and judge price per million tokens (prompt + completion): the cost "
+                                "in `generate --dry-run` and the generate summary; unset, no cost is shown")
     server: ServerFindings = ServerFindings()

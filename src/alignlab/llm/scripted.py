@@ -90,6 +90,11 @@ class ScriptedBackend:
             self.seen.append(json.dumps(request.payload(), sort_keys=True))
             self.stats.requests += 1
             response = Response(choices=[self._choice(s) for s in request.samples()])
+            # Tokens counted as `count_tokens` does (words), so a summary has figures to show.
+            response.prompt_tokens = self.count_tokens(
+                request.prompt or " ".join(m["content"] for m in request.messages or ()))
+            self.stats.prompt_tokens += response.prompt_tokens
+            self.stats.completion_tokens += sum(c.completion_tokens for c in response.choices)
             out.append(response)
             if on_done:
                 on_done(i, response)

@@ -68,6 +68,7 @@ class Candidate:
 
 # ---------------------------------------------------------------- parsing teacher replies
 
+MAX_QUESTION_CHARS = 600  # a longer "question" is a teacher that ran on
 _LABEL = re.compile(r"^\s*(?:\d+[.)]\s*|[-*]\s*)?(?:question|instruction|q)\s*[:.]\s*", re.IGNORECASE)
 
 
@@ -77,7 +78,7 @@ def parse_question(text: str) -> str | None:
     first = _LABEL.sub("", first).strip().strip('"').strip()
     # A reply that runs on into its own answer ("Answer: ...") keeps only the question.
     first = re.split(r"\n\s*(?:answer|a)\s*:", first, maxsplit=1, flags=re.IGNORECASE)[0].strip()
-    if len(first.split()) < 3 or len(first) > 600:
+    if len(first.split()) < 3 or len(first) > MAX_QUESTION_CHARS:
         return None
     return first
 

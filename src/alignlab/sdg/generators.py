@@ -50,9 +50,10 @@ def run_generators(ctx: GenContext, candidates: list[Candidate], leaves: dict[st
         run(ctx, mine, leaves)
 
 
-def open_models(cfg: Config) -> tuple[Backend, Backend]:
-    """The teacher and the judge, behind the run's request cache."""
-    cache = cfg.request_cache()
+def open_models(cfg: Config, cached: bool = True) -> tuple[Backend, Backend]:
+    """The teacher and the judge, behind the run's request cache (`cached=False`: none, for
+    the dry run, which must leave no trace in it)."""
+    cache = cfg.request_cache() if cached else None
     teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir,
                            cfg.tokenizer_for(cfg.models.teacher))
     judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir, cfg.tokenizer_for(cfg.judge))

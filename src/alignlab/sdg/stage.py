@@ -33,6 +33,7 @@ from alignlab.sdg.diagnosis import (
 )
 from alignlab.sdg.progress import GenerationProgress
 from alignlab.sdg.steps import GenContext, cap_step
+from alignlab.sdg.traffic import distinct_models, from_counts, sent_by, since, traffic_line
 from alignlab.stage import start_stage
 from alignlab.store import JsonlStream, read_jsonl, tree_fingerprint, write_jsonl
 from alignlab.tally import Tally, counts_table
@@ -126,8 +127,9 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     teacher, judge = models or open_models(cfg)
     work = plan(cfg, leaves, documents, teacher.count_tokens, magpie_enabled(cfg))
     # Teacher and judge are often one model: count its time once, and only this stage's share.
-    models = list({id(getattr(b, "backend", b)): b for b in (teacher, judge)}.values())
+    models = distinct_models((teacher, judge))
     busy_before = sum(b.stats.seconds for b in models)
+    sent_before = sent_by(models)
     tokens_before = teacher.stats.completion_tokens
     started = time.perf_counter()
     n_candidates, planned_leaves = len(work.candidates), sorted({c.leaf for c in work.candidates})
@@ -171,7 +173,8 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
                   wall_seconds=round(wall, 2),
                   teacher_seconds=round(busy, 2), teacher_utilisation=round(busy / wall, 3) if wall else None,
                   teacher_tokens=teacher.stats.completion_tokens - tokens_before,
-                  teacher_server=server_findings(teacher), judge_methods=dict(sorted(methods.items())))
+                  teacher_server=server_findings(teacher), judge_methods=dict(sorted(methods.items())),
+                  sent=since(sent_before, models).as_dict())
     if retry:
         counts.update(retried=retry, recovered=max(0, retry - failed_requests({"counts": counts})))
         recoveries += counts["recovered"] > 0  # only new samples make later stages run again
@@ -276,3 +279,7 @@ def print_summary(console: Console, cfg: Config, manifest: dict[str, Any]) -> No
                   f"{counts['chunk_samples']} document chunks, {counts['seed_samples']} seed Q&A; "
                   f"{counts['rejected']} candidates rejected) in {counts['wall_seconds']:.0f}s"
                   + (f", teacher busy {util:.0%} of the time" if util is not None else ""), highlight=False)
+    sent = from_counts(counts)
+    if sent is not None:  # in the terms of `generate --dry-run`, measured at the backends
+        console.print(f"sent to the teacher and judge: {traffic_line(sent, cfg.backend.price_per_million_tokens)}",
+                      highlight=False)
