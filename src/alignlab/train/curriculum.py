@@ -55,12 +55,17 @@ def curriculum_stages(pairs: Sequence[P], order: CurriculumOrder = "easy_to_hard
 def curriculum_order(pairs: Sequence[P], order: CurriculumOrder = "easy_to_hard", seed: int = 0,
                      epoch: int = 0) -> list[P]:
     """Every pair exactly once: stage after stage, shuffled within each stage."""
-    ordered: list[P] = []
+    return [pair for _, pair in _staged_order(pairs, order, seed, epoch)]
+
+
+def _staged_order(pairs: Sequence[P], order: CurriculumOrder, seed: int, epoch: int) -> list[tuple[int, P]]:
+    """`curriculum_order` with each pair's stage index beside it."""
+    ordered: list[tuple[int, P]] = []
     for index, stage in enumerate(curriculum_stages(pairs, order)):
         # Sorting by id first makes the shuffle independent of the order pairs were read in.
         stage = sorted(stage, key=lambda p: p.id)
         random.Random(f"{seed}:{epoch}:{index}").shuffle(stage)
-        ordered.extend(stage)
+        ordered += [(index, pair) for pair in stage]
     return ordered
 
 
@@ -73,11 +78,11 @@ def curriculum_batches(pairs: Sequence[P], size: int, length: Callable[[P], int]
     pairs pads them all to the long one: 40 % of the demo's DPO tokens were padding. The stages
     are still played in order and every pair once per epoch; only neighbours within a window
     trade places (as `group_by_length` batching does in Hugging Face's Trainer)."""
-    ordered = curriculum_order(pairs, order, seed, epoch)
-    stage_of = {p.id: k for k, stage in enumerate(curriculum_stages(pairs, order)) for p in stage}
+    staged = _staged_order(pairs, order, seed, epoch)
     batches: list[list[P]] = []
-    for start in range(0, len(ordered), size * window):
-        chunk = sorted(ordered[start:start + size * window], key=lambda p: (stage_of[p.id], length(p)))
+    for start in range(0, len(staged), size * window):
+        chunk = [pair for _, pair in sorted(staged[start:start + size * window],
+                                            key=lambda sp: (sp[0], length(sp[1])))]
         batches += [chunk[i:i + size] for i in range(0, len(chunk), size)]
     return batches
 
