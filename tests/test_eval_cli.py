@@ -98,3 +98,20 @@ def test_a_phase_selecting_by_mcq_without_questions_fails_before_training(tmp_pa
         checkpoint_metrics(load_config(tmp_path / "alignlab.yaml"))
     cfg = load_config(tmp_path / "alignlab.yaml", overrides={"train": {"phases": [{"name": "knowledge"}]}})
     assert set(checkpoint_metrics(cfg)) == {"knowledge_mcq", "skill_judge"}  # unused: built when called
+
+
+def test_eval_without_a_model_is_the_pipelines_eval_stage(workspace):
+    """`alignlab eval -c CFG` alone runs the pipeline's eval stage, as `eval-aligned` runs its
+    own: before training, both say which stage to run first."""
+    config = str(workspace / "alignlab.yaml")
+    for command in ("eval", "eval-aligned"):
+        result = CliRunner().invoke(app, [command, "-c", config])
+        assert f" {command} — " in result.output
+        assert "has no selected checkpoint" in str(result.exception) and "alignlab train" in str(result.exception)
+    result = CliRunner().invoke(app, ["eval", "-c", config, "--label", "x", "--no-judged"])
+    assert "--label, --judged apply to --model" in str(result.exception)
+
+
+def test_validate_is_the_pipelines_validate_stage(workspace):
+    result = invoke("validate", "-c", str(workspace / "alignlab.yaml"))
+    assert " validate — " in result.output and "leaves valid" in result.output

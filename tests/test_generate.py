@@ -173,3 +173,18 @@ def test_ray_engine_gives_the_same_records_as_the_local_engine(tmp_path, tiny_mo
                        sorted((r["id"], r["reason"]) for r in read_jsonl(out / "rejects.jsonl")))
     assert ids["local"] == ids["ray"]
     assert len(ids["local"][0]) + len(ids["local"][1]) > 10
+
+
+def test_the_stage_table_entry_takes_the_leaf_glob_and_ready_backends(tmp_path):
+    """What `alignlab generate --leaf` and a test pass reach the stage through its table entry:
+    the teacher named in the config is unreachable, so every request went to the given one."""
+    from alignlab.pipeline import StageContext, run_stage
+
+    teacher = "openai:http://127.0.0.1:9/v1#nowhere"
+    cfg = load_config(workspace(tmp_path, {"models": {"teacher": teacher, "judge": teacher}}))
+    scripted = ScriptedTeacher()
+    ctx = StageContext(console=Console(file=open("/dev/null", "w")), leaf_pattern="compositional_skills/*",
+                       backends={teacher: scripted})
+    manifest = run_stage(cfg, "generate", ctx).manifest
+    assert scripted.seen and set(manifest["counts"]["by_leaf"]) == {
+        "compositional_skills/writing/product_descriptions", "compositional_skills/reading/fact_extraction"}

@@ -1,4 +1,5 @@
-"""`alignlab run`: fingerprints, config errors before any stage, and crash safety under SIGKILL.
+"""`alignlab run`: fingerprints, config errors before any stage, one stage table behind `alignlab
+run` and `alignlab <stage>`, and crash safety under SIGKILL.
 
 The teacher and judge are the scripted stand-in served over HTTP (well-formed replies in
 milliseconds); the student is a tiny random model. A workspace copies examples/taxonomy.
@@ -19,12 +20,15 @@ from pathlib import Path
 import pytest
 import yaml
 from rich.console import Console
+from typer.testing import CliRunner
 
+from alignlab.artefacts import SAMPLES
+from alignlab.cli import app
 from alignlab.config import load_config
-from alignlab.errors import ConfigError
+from alignlab.errors import AlignlabError, ConfigError
 from alignlab.llm.scripted import scripted_app
 from alignlab.llm.serve import running_server
-from alignlab.pipeline import run_pipeline
+from alignlab.pipeline import NAMES, STAGES, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 QUIET = Console(file=open(os.devnull, "w"))
@@ -73,6 +77,8 @@ def test_fingerprints_rerun_a_changed_stage_and_downstream_only(tmp_path, teache
     config = workspace(tmp_path, teacher_url, tiny_model_dir)
     first = run_pipeline(load_config(config), until="mix", console=QUIET)
     assert set(first) == {"validate", "generate", "curate", "mix"}
+    declared = [w for s in STAGES if s.name in first for w in s.writes if "<" not in w]
+    assert declared and all((tmp_path / "runs" / "t" / w).exists() for w in declared)
 
     started = time.time()
     output = Console(record=True, width=120, file=open(os.devnull, "w"))
@@ -116,6 +122,47 @@ def test_missing_paths_are_reported_before_any_stage(tmp_path, teacher_url, tiny
         run_pipeline(load_config(config), console=QUIET)
     assert "taxonomy folder" in str(e.value) and "nowhere.jsonl does not exist" in str(e.value)
     assert "alignlab.yaml:" in str(e.value) and not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------ one stage table
+
+def test_every_file_a_stage_reads_is_written_by_an_earlier_stage():
+    written: set[str] = set()
+    for stage in STAGES:
+        assert set(stage.reads) <= written, f"{stage.name} reads {set(stage.reads) - written}"
+        written |= set(stage.writes)
+
+
+def test_every_stage_is_a_command():
+    commands = {c.name or c.callback.__name__ for c in app.registered_commands}
+    assert set(NAMES) <= commands, set(NAMES) - commands
+
+
+def from_stage_rule(output: str, stage: str) -> str:
+    """The output from the rule that opens `stage` on."""
+    at = next(i for i, line in enumerate(output.splitlines()) if f" {stage} — " in line)
+    return "\n".join(output.splitlines()[at:])
+
+
+def test_empty_curate_ends_alignlab_curate_and_alignlab_run_alike(tmp_path, teacher_url, tiny_model_dir):
+    """Curation removes every sample (decontaminated against generate's own output): the stage
+    alone and the pipeline print the same funnel, then fail with the same error naming the step
+    and its reason, exit 1 — forced, and again when the stage is skipped as unchanged."""
+    eval_set = f"runs/t/generate/{SAMPLES}"
+    config = str(workspace(tmp_path, teacher_url, tiny_model_dir, curate={"steps": [
+        {"decontaminate": {"ngram": 3, "taxonomy_heldout": False, "eval_sets": [eval_set]}}]}))
+    runner = CliRunner()
+    assert runner.invoke(app, ["generate", "-c", config]).exit_code == 0
+
+    for force in (["--force"], []):
+        alone = runner.invoke(app, ["curate", "-c", config, *force])
+        in_run = runner.invoke(app, ["run", "-c", config, "--until", "curate", *(force and ["--force", "curate"])])
+        for result in (alone, in_run):
+            assert result.exit_code == 1 and isinstance(result.exception, AlignlabError), result.output
+            assert "no samples left" in str(result.exception) and "decontaminate removed" in str(result.exception)
+        assert str(alone.exception) == str(in_run.exception)
+        assert from_stage_rule(alone.output, "curate") == from_stage_rule(in_run.output, "curate")
+        assert ("curate: unchanged since the last run" in alone.output) == (not force)
 
 
 # ------------------------------------------------------------------ crash safety

@@ -1,7 +1,8 @@
 """The `alignlab` command: parse options, call one stage function, print a summary.
 
 Every command is a thin wrapper; the work lives in functions that `alignlab run`, Ray workers
-and the tests call the same way.
+and the tests call the same way. A stage command (`alignlab curate`, `alignlab eval-aligned`, ...)
+runs its entry of `pipeline.STAGES` through `pipeline.run_stage`, exactly as `alignlab run` does.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -165,11 +166,32 @@ def chat(model: ModelOpt = "embedded:smollm2-135m",
 # ------------------------------------------------------------------ stages
 
 
+ForceOpt = Annotated[bool, typer.Option(help="re-run even if nothing changed")]
+
+
+def _run_stage(config: Path, name: str, force: bool, overrides: dict | None = None,
+               speaker: Console | None = None, **extras: Any) -> None:
+    """What every stage command does: the stage through `pipeline.run_stage`, as `alignlab run`
+    runs it (same summary, same skipped line, same errors)."""
+    from alignlab.config import load_config
+    from alignlab.pipeline import StageContext, run_stage
+
+    cfg = load_config(config, overrides=overrides)
+    run_stage(cfg, name, StageContext(force=force, console=speaker or console, **extras))
+
+
+@app.command()
+def validate(config: ConfigOpt = Path("alignlab.yaml")) -> None:
+    """The pipeline's validate stage: the config's taxonomy, with the seed budget of its
+    teacher (`alignlab taxonomy validate` checks any folder, with more options)."""
+    _run_stage(config, "validate", force=False)
+
+
 @app.command()
 def generate(config: ConfigOpt = Path("alignlab.yaml"),
              leaf: Annotated[str | None, typer.Option(help="only leaves matching this glob")] = None,
              engine: Annotated[str | None, typer.Option(help="local or ray (default: the config's)")] = None,
-             force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False,
+             force: ForceOpt = False,
              dry_run: Annotated[bool, typer.Option(
                  help="print the requests, tokens, time and cost generate would spend, per leaf; "
                       "write nothing")] = False,
@@ -177,67 +199,30 @@ def generate(config: ConfigOpt = Path("alignlab.yaml"),
                  min=0, help="--dry-run: how many planned requests of each kind to send the teacher to time it "
                              "(default: a few; 0: no time estimate)")] = None) -> None:
     """Synthetic data from the teacher for every leaf of the taxonomy, judged and filtered."""
-    from alignlab.config import load_config
-    from alignlab.sdg.stage import generate as run_generate
-    from alignlab.sdg.stage import print_summary
-
     overrides = {"generate": {"engine": engine}} if engine else None
-    cfg = load_config(config, overrides=overrides)
-    if dry_run:
+    if dry_run:  # a plan, not the stage: nothing is written, so nothing is skipped or summarised
+        from alignlab.config import load_config
         from alignlab.sdg.dry_run import dry_run as plan_generate
         from alignlab.sdg.dry_run import print_dry_run
 
+        cfg = load_config(config, overrides=overrides)
         print_dry_run(console, cfg, plan_generate(cfg, leaf_pattern=leaf, probe_per_kind=probe))
         return
-    started = time.time()
-    manifest = run_generate(cfg, leaf_pattern=leaf, force=force, console=console)
-    _say_if_skipped(manifest, started, "generate")
-    print_summary(console, cfg, manifest)
-
-
-def _say_if_skipped(manifest: dict, started: float, stage: str) -> None:
-    if manifest["timings"]["finished"] < started:
-        console.print(f"[dim]{stage}: up to date (inputs, settings and code unchanged); --force re-runs it[/]")
+    _run_stage(config, "generate", force, overrides, leaf_pattern=leaf)
 
 
 @app.command()
-def curate(config: ConfigOpt = Path("alignlab.yaml"),
-           force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+def curate(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) -> None:
     """Filter and select the generated samples (dedup, quality, decontamination, diversity,
     style, critique-and-revise: the steps listed under `curate.steps`)."""
-    from alignlab.config import load_config
-    from alignlab.curate.funnel import empty_explanation, funnel_tables
-    from alignlab.curate.stage import curate as run_curate
-
-    started = time.time()
-    manifest = run_curate(load_config(config), force=force)
-    _say_if_skipped(manifest, started, "curate")
-    for table in funnel_tables(manifest["counts"]):
-        console.print(table)
-    if explanation := empty_explanation(manifest["counts"]):
-        console.print(f"[bold red]{explanation}[/]", highlight=False)
+    _run_stage(config, "curate", force)
 
 
 @app.command()
-def mix(config: ConfigOpt = Path("alignlab.yaml"),
-        force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+def mix(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) -> None:
     """Build each training phase's data from the recipe under `mix:` (curated samples,
     replay of earlier phases, your own files), in exact seeded amounts."""
-    from alignlab.config import load_config
-    from alignlab.mix.stage import mix as run_mix
-    from alignlab.mix.stage import summary_tables
-
-    started = time.time()
-    cfg = load_config(config)
-    manifest = run_mix(cfg, force=force)
-    _say_if_skipped(manifest, started, "mix")
-    for table in summary_tables(manifest["counts"]):
-        console.print(table)
-    for warning in manifest["counts"]["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    if files := manifest["counts"].get("instructlab_files"):
-        console.print(f"for InstructLab's training: {cfg.run_dir.path / 'mix' / 'instructlab'}/ "
-                      f"({', '.join(files)})", highlight=False)
+    _run_stage(config, "mix", force)
 
 
 @app.command()
@@ -247,46 +232,28 @@ def train(config: ConfigOpt = Path("alignlab.yaml"),
     selected checkpoint; resumes after a crash. On several processes:
     `accelerate launch --multi_gpu --num_processes N -m alignlab.train -c alignlab.yaml`
     (on CPUs with ACCELERATE_USE_CPU=true)."""
-    from alignlab.config import load_config
     from alignlab.train.loop import process_state
-    from alignlab.train.phases import summary_table, train_stage
 
-    cfg = load_config(config)
-    manifest = train_stage(cfg, force=force, console=console)
-    if process_state().is_main_process:
-        console.print(summary_table(manifest))
+    # Under accelerate every process trains; one of them speaks.
+    speaker = console if process_state().is_main_process else Console(quiet=True)
+    _run_stage(config, "train", force, speaker=speaker)
 
 
 @app.command()
-def pairs(config: ConfigOpt = Path("alignlab.yaml"),
-          force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+def pairs(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) -> None:
     """Preference pairs from a ladder of fluent rungs (`pairs.ladder`, strongest first), each rung's
     quality measured on held-out prompts; knowledge pairs checked by which answer the source chunk
     supports, the rest by the judge in both orders; written as JSONL, a datasets dataset and Parquet."""
-    from alignlab.config import load_config
-    from alignlab.pairs.stage import pairs_stage, print_summary
-
-    cfg = load_config(config)
-    started = time.time()
-    manifest = pairs_stage(cfg, force=force, console=console)
-    _say_if_skipped(manifest, started, "pairs")
-    print_summary(console, cfg, manifest)
+    _run_stage(config, "pairs", force)
 
 
 @app.command()
-def align(config: ConfigOpt = Path("alignlab.yaml"),
-          force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
+def align(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) -> None:
     """Contrastive post-training (`align.loss.kind`: dpo, ipo, hinge, slic, simpo, orpo on the pairs,
-    easy to hard; kto on unpaired answers; sft, continued SFT on the chosen answers, as a baseline); resumes after a crash; keeps the checkpoint with the
-    best held-out reward accuracy, with a model card listing its lineage."""
-    from alignlab.config import load_config
-    from alignlab.train.align import align_stage, print_summary
-
-    cfg = load_config(config)
-    started = time.time()
-    manifest = align_stage(cfg, force=force, console=console)
-    _say_if_skipped(manifest, started, "align")
-    print_summary(console, cfg, manifest)
+    easy to hard; kto on unpaired answers; sft, continued SFT on the chosen answers, as a baseline);
+    resumes after a crash; keeps the checkpoint with the best held-out reward accuracy, with a model
+    card listing its lineage."""
+    _run_stage(config, "align", force)
 
 
 @app.command("eval")
@@ -314,13 +281,24 @@ def eval_(
             help="table of gains and losses of each later --model against the first")] = False,
         force: Annotated[bool, typer.Option(help="re-run even if nothing changed")] = False) -> None:
     """Knowledge MCQ, judged skill prompts, pairwise win rate and lm-eval benchmarks; results
-    per model and leaf under runs/<name>/eval/<label>/."""
+    per model and leaf under runs/<name>/eval/<label>/. Without --model, --compare or
+    --export-lm-eval, in a workspace: the pipeline's eval stage (the base student and every
+    training phase's selected checkpoint)."""
     from alignlab.config import Config, load_config
+    from alignlab.errors import ConfigError
     from alignlab.evaluate.command import run_eval
     from alignlab.evaluate.stage import EvalOptions
 
     if config is None and Path("alignlab.yaml").is_file():
         config = Path("alignlab.yaml")
+    if config is not None and not (model or compare or export_lm_eval):
+        given = {"--label": label, "--mcq": mcq, "--judged": judged is not None, "--lm-eval": lm_eval,
+                 "--include-path": include_path, "--limit": limit is not None, "--forgetting": forgetting}
+        if options_given := [name for name, value in given.items() if value]:
+            raise ConfigError(f"{', '.join(options_given)} apply to --model; the eval stage (no --model) "
+                              f"takes its settings from the config's eval: section")
+        _run_stage(config, "eval", force)
+        return
     cfg = load_config(config) if config is not None else Config()
     options = EvalOptions(
         mcq_files=tuple(str(p.resolve()) for p in mcq or ()), judged=judged,
@@ -330,6 +308,13 @@ def eval_(
     pair = tuple(compare) if compare and all(compare) else None
     run_eval(cfg, model or [], label or [], options, compare=pair, export_dir=export_lm_eval,
              forgetting=forgetting, force=force, console=console)
+
+
+@app.command("eval-aligned")
+def eval_aligned(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) -> None:
+    """The pipeline's eval-aligned stage: base -> SFT -> aligned, with the aligned model's win
+    rate over the SFT model."""
+    _run_stage(config, "eval-aligned", force)
 
 
 # ------------------------------------------------------------------ the whole pipeline
@@ -357,13 +342,12 @@ def report(run_dir: Annotated[Path | None, typer.Argument(
                help="run directory (default: the config's runs/<name>)")] = None,
            config: ConfigOpt = Path("alignlab.yaml")) -> None:
     """Write one self-contained report.html (plots inline, no network) for a run."""
+    if run_dir is None:
+        _run_stage(config, "report", force=False)
+        return
     from alignlab.report import write_report
 
-    if run_dir is None:
-        from alignlab.config import load_config
-
-        run_dir = load_config(config).run_dir.path
-    console.print(f"report: {write_report(run_dir)}", highlight=False)
+    console.print(f"report: {write_report(run_dir)}", highlight=False)  # a run directory, without its config
 
 
 @app.command()

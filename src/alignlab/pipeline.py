@@ -11,28 +11,47 @@ before. Killed at any moment (even `kill -9`), a re-run picks up where it stoppe
 stages are skipped, teacher requests come from the request cache, training resumes from its
 last checkpoint. `--force STAGE` re-runs that stage and every later one; `--from STAGE` does
 the same, taking the stages before it as they are; `--until STAGE` stops after it.
+
+`STAGES` is the one table of stages: each entry's function, summary, and the files it reads
+and writes. `run_stage` runs one entry — the rule, the stage, the skipped line, the summary —
+and both `alignlab run` and every `alignlab <stage>` command go through it, so a stage says
+and does the same whichever way it is started.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
 
 from rich.console import Console
 from rich.table import Table
 
+from alignlab.artefacts import (CHUNKS, COUNTS, EVAL_ALIGNED, EVAL_SFT, HELDOUT_PAIRS, MIX_SUMMARY, PAIRS,
+                                REJECTS, REPORT, SAMPLES, SELECTED, phase_file)
 from alignlab.config import Config
 from alignlab.errors import AlignlabError, ConfigError
-from alignlab.evaluate.progression import evaluate_aligned, evaluate_sft, print_evaluation
 from alignlab.llm import release_local_backends
+from alignlab.llm.types import Backend
 
-StageFn = Callable[[Config, bool, Console], dict[str, Any]]
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage is told besides the config: whether to re-run it although nothing changed,
+    where to print, and what a command line or a test adds."""
+
+    force: bool = False
+    console: Console = field(default_factory=Console)
+    leaf_pattern: str | None = None  # generate: only leaves matching this glob (`--leaf`)
+    backends: Mapping[str, Backend] = field(default_factory=dict)  # ready backends by model spec (tests)
+
+
+StageFn = Callable[[Config, StageContext], dict[str, Any]]
 SummaryFn = Callable[[Console, Config, dict[str, Any]], None]
 
 
-def _validate(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
+def _validate(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     from alignlab.taxonomy import check_taxonomy
     from alignlab.taxonomy.checks import teacher_seed_budget
     from alignlab.taxonomy.errors import TaxonomyInvalid
@@ -43,49 +62,63 @@ def _validate(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
     if errors := [p for p in problems if p.is_error]:
         raise TaxonomyInvalid(errors)
     for warning in problems:  # InstructLab accepts the tree; what alignlab would improve is said once
-        console.print(str(warning), markup=False, highlight=False, soft_wrap=True, style="yellow")
+        ctx.console.print(str(warning), markup=False, highlight=False, soft_wrap=True, style="yellow")
     return {"counts": {"leaves": len(leaves), "kinds": count_kinds(leaves), "warnings": len(problems)}}
 
 
-def _generate(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
+def _generate(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     from alignlab.sdg.stage import generate
 
-    return generate(cfg, force=force, console=console)
+    given = [ctx.backends.get(spec) for spec in (cfg.models.teacher, cfg.judge)]
+    models = (given[0], given[1]) if given[0] and given[1] else None
+    return generate(cfg, leaf_pattern=ctx.leaf_pattern, force=ctx.force, console=ctx.console, models=models)
 
 
-def _curate(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
+def _curate(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     from alignlab.curate.stage import curate
 
-    return curate(cfg, force=force)
+    return curate(cfg, force=ctx.force, backends=dict(ctx.backends))
 
 
-def _mix(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
+def _mix(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     from alignlab.mix.stage import mix
 
-    return mix(cfg, force=force)
+    return mix(cfg, force=ctx.force)
 
 
-def _train(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
+def _train(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     from alignlab.train.phases import train_stage
 
     release_local_backends()  # the teacher's memory goes to training
-    return train_stage(cfg, force=force, console=console)
+    return train_stage(cfg, force=ctx.force, console=ctx.console)
 
 
-def _pairs(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
+def _eval(cfg: Config, ctx: StageContext) -> dict[str, Any]:
+    from alignlab.evaluate.progression import evaluate_sft
+
+    return evaluate_sft(cfg, ctx.force)
+
+
+def _pairs(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     from alignlab.pairs.stage import pairs_stage
 
-    return pairs_stage(cfg, force=force, console=console)
+    return pairs_stage(cfg, force=ctx.force, console=ctx.console, backends=dict(ctx.backends))
 
 
-def _align(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
+def _align(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     from alignlab.train.align import align_stage
 
     release_local_backends()
-    return align_stage(cfg, force=force, console=console)
+    return align_stage(cfg, force=ctx.force, console=ctx.console)
 
 
-def _report(cfg: Config, force: bool, console: Console) -> dict[str, Any]:
+def _eval_aligned(cfg: Config, ctx: StageContext) -> dict[str, Any]:
+    from alignlab.evaluate.progression import evaluate_aligned
+
+    return evaluate_aligned(cfg, ctx.force)
+
+
+def _report(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     from alignlab.report import write_report
 
     path = write_report(cfg.run_dir.path)
@@ -112,15 +145,22 @@ def _say_curate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None
 
     for table in funnel_tables(manifest["counts"]):
         console.print(table)
+    # Nothing to train on is the end of the run: mix and every stage after it need samples.
     if explanation := empty_explanation(manifest["counts"]):
-        raise AlignlabError(explanation)
+        raise AlignlabError(f"curate: {explanation}")
 
 
 def _say_mix(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
+    from alignlab.mix import instructlab
     from alignlab.mix.stage import summary_tables
 
     for table in summary_tables(manifest["counts"]):
         console.print(table)
+    for warning in manifest["counts"]["warnings"]:
+        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    if files := manifest["counts"].get("instructlab_files"):
+        console.print(f"for InstructLab's training: {cfg.run_dir.path / 'mix' / instructlab.FOLDER}/ "
+                      f"({', '.join(files)})", highlight=False)
 
 
 def _say_train(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
@@ -141,31 +181,89 @@ def _say_align(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
     print_summary(console, cfg, manifest)
 
 
+def _say_evaluation(console: Console, cfg: Config, summary: dict[str, Any]) -> None:
+    from alignlab.evaluate.progression import print_evaluation
+
+    print_evaluation(console, cfg, summary)
+
+
 def _say_report(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
     console.print(f"report: {manifest['counts']['report']}", highlight=False)
 
 
+# ------------------------------------------------------------------ the table
+
+
 @dataclass(frozen=True)
 class Stage:
+    """One stage: its function, its summary, and its files as paths under runs/<name>/
+    (`<phase>` and `<label>` stand for each training phase and each evaluated model)."""
+
     name: str
     run: StageFn
     summary: SummaryFn
     what: str
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+
+
+def _in(stage: str, *files: str) -> tuple[str, ...]:
+    return tuple(f"{stage}/{f}" for f in files)
 
 
 STAGES: tuple[Stage, ...] = (
     Stage("validate", _validate, _say_validate, "check the taxonomy"),
-    Stage("generate", _generate, _say_generate, "synthetic data from the teacher"),
-    Stage("curate", _curate, _say_curate, "filter and select"),
-    Stage("mix", _mix, _say_mix, "phase datasets with replay"),
-    Stage("train", _train, _say_train, "supervised training in phases"),
-    Stage("eval", lambda c, f, con: evaluate_sft(c, f), print_evaluation, "before/after each phase"),
-    Stage("pairs", _pairs, _say_pairs, "preference pairs from a model ladder"),
-    Stage("align", _align, _say_align, "contrastive post-training"),
-    Stage("eval-aligned", lambda c, f, con: evaluate_aligned(c, f), print_evaluation, "base -> SFT -> aligned"),
-    Stage("report", _report, _say_report, "one HTML page"),
+    Stage("generate", _generate, _say_generate, "synthetic data from the teacher",
+          writes=_in("generate", SAMPLES, REJECTS, CHUNKS)),
+    Stage("curate", _curate, _say_curate, "filter and select",
+          reads=_in("generate", SAMPLES), writes=_in("curate", SAMPLES, REJECTS, COUNTS)),
+    Stage("mix", _mix, _say_mix, "phase datasets with replay",
+          reads=_in("curate", SAMPLES), writes=_in("mix", phase_file("<phase>"), MIX_SUMMARY)),
+    Stage("train", _train, _say_train, "supervised training in phases",
+          reads=_in("mix", phase_file("<phase>")), writes=_in("train", f"<phase>/{SELECTED}")),
+    Stage("eval", _eval, _say_evaluation, "before/after each phase",
+          reads=_in("train", f"<phase>/{SELECTED}"), writes=_in("eval", EVAL_SFT, "<label>/results.json")),
+    Stage("pairs", _pairs, _say_pairs, "preference pairs from a model ladder",
+          reads=(*_in("curate", SAMPLES), *_in("train", f"<phase>/{SELECTED}")),
+          writes=_in("pairs", PAIRS, HELDOUT_PAIRS, REJECTS, COUNTS)),
+    Stage("align", _align, _say_align, "contrastive post-training",
+          reads=(*_in("pairs", PAIRS, HELDOUT_PAIRS), *_in("train", f"<phase>/{SELECTED}")),
+          writes=_in("align", SELECTED)),
+    Stage("eval-aligned", _eval_aligned, _say_evaluation, "base -> SFT -> aligned",
+          reads=(*_in("train", f"<phase>/{SELECTED}"), *_in("align", SELECTED)),
+          writes=_in("eval", EVAL_ALIGNED, "<label>/results.json")),
+    Stage("report", _report, _say_report, "one HTML page",
+          reads=(*_in("generate", SAMPLES, REJECTS), *_in("curate", REJECTS, COUNTS), *_in("mix", MIX_SUMMARY),
+                 *_in("eval", EVAL_SFT, EVAL_ALIGNED), *_in("pairs", PAIRS)),
+          writes=(REPORT,)),
 )
 NAMES = tuple(s.name for s in STAGES)
+
+
+class StageRan(NamedTuple):
+    manifest: dict[str, Any]
+    skipped: bool  # unchanged since an earlier run: its manifest was read back, not rewritten
+
+
+def stage(name: str) -> Stage:
+    if name not in NAMES:
+        raise ConfigError(f"no such stage {name!r} (stages: {', '.join(NAMES)})")
+    return STAGES[NAMES.index(name)]
+
+
+def run_stage(cfg: Config, name: str, ctx: StageContext) -> StageRan:
+    """Run one stage and print its summary: the same for `alignlab <stage>` and `alignlab run`.
+    A user error (AlignlabError) propagates, to be printed once by the command."""
+    entry = stage(name)
+    ctx.console.rule(f"[bold]{entry.name}[/] — {entry.what}")
+    started = time.time()
+    manifest = entry.run(cfg, ctx)
+    finished = manifest.get("timings", {}).get("finished")
+    skipped = finished is not None and finished < started
+    if skipped:
+        ctx.console.print(f"[dim]{entry.name}: unchanged since the last run (skipped; --force re-runs it)[/]")
+    entry.summary(ctx.console, cfg, manifest)
+    return StageRan(manifest, skipped)
 
 
 def _index(name: str | None, option: str) -> int | None:
@@ -193,16 +291,10 @@ def run_pipeline(cfg: Config, *, until: str | None = None, start: str | None = N
         if first is not None and i < first:
             continue
         forced = forced_from is not None and i >= forced_from
-        console.rule(f"[bold]{stage.name}[/] — {stage.what}")
-        started, clock = time.time(), time.perf_counter()
-        manifest = stage.run(cfg, forced, console)
-        finished = manifest.get("timings", {}).get("finished")
-        skipped = finished is not None and finished < started
-        if skipped:
-            console.print(f"[dim]{stage.name}: unchanged since the last run (skipped)[/]")
-        stage.summary(console, cfg, manifest)
-        walls[stage.name] = (time.perf_counter() - clock, skipped)
-        results[stage.name] = manifest
+        clock = time.perf_counter()
+        ran = run_stage(cfg, stage.name, StageContext(force=forced, console=console))
+        walls[stage.name] = (time.perf_counter() - clock, ran.skipped)
+        results[stage.name] = ran.manifest
     release_local_backends()
     total = time.perf_counter() - started_run
     console.print(wall_time_table(walls, total))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from alignlab.artefacts import COUNTS, REJECTS, SAMPLES
 from alignlab.config import Config
 from alignlab.curate.decontaminate import eval_set_paths
 from alignlab.curate.funnel import all_rejects, funnel_counts, run_steps
@@ -69,7 +70,7 @@ def curate(cfg: Config, force: bool = False, backends: dict[str, Backend] | None
                                 "models": models, "templates": templates})
     if run.done and not force:
         return run.manifest
-    samples = read_samples(finished_stage(cfg, "generate").file("samples.jsonl"))
+    samples = read_samples(finished_stage(cfg, "generate").file(SAMPLES))
     ctx = StepContext(cfg, backends=dict(backends or {}))
     try:
         with progress_bar(transient=True) as progress:
@@ -78,7 +79,7 @@ def curate(cfg: Config, force: bool = False, backends: dict[str, Backend] | None
     finally:
         ctx.close()
     counts = funnel_counts(samples, survivors, reports)
-    write_jsonl(run.dir.file("samples.jsonl"), survivors)
-    write_jsonl(run.dir.file("rejects.jsonl"), all_rejects(reports))
-    write_json(run.dir.file("counts.json"), counts)
+    write_jsonl(run.dir.file(SAMPLES), survivors)
+    write_jsonl(run.dir.file(REJECTS), all_rejects(reports))
+    write_json(run.dir.file(COUNTS), counts)
     return run.finish(counts)

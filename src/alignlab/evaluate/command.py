@@ -40,7 +40,7 @@ def run_eval(cfg: Config, specs: Sequence[str], labels: Sequence[str] = (),
     console = console or Console()
     if not specs and not compare and not export_dir:
         raise ConfigError("nothing to do: give --model SPEC (repeatable), --compare A B or "
-                          "--export-lm-eval DIR")
+                          "--export-lm-eval DIR; or -c alignlab.yaml alone for the pipeline's eval stage")
     if labels and len(labels) != len(specs):
         raise ConfigError(f"--label given {len(labels)} times for {len(specs)} --model; give one "
                           f"label per model or none")

@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
+from alignlab.artefacts import EVAL_ALIGNED, EVAL_SFT
 from alignlab.config import Config
 from alignlab.evaluate.forgetting import forgetting_rows, forgetting_table
 from alignlab.evaluate.stage import compare_models, evaluate_model
@@ -48,7 +49,7 @@ def evaluate_sft(cfg: Config, force: bool = False) -> dict[str, Any]:
                                              for p in cfg.train.phases]
     summary = _progression(cfg, models, force)
     summary["comparisons"] = [c for c in [_comparison(cfg, models[-1], models[0])] if c]
-    write_json(cfg.run_dir.stage("eval").file("sft.json"), summary)
+    write_json(cfg.run_dir.stage("eval").file(EVAL_SFT), summary)
     return summary
 
 
@@ -61,7 +62,7 @@ def evaluate_aligned(cfg: Config, force: bool = False) -> dict[str, Any]:
     models = [(BASE, cfg.models.student), sft, aligned]
     summary = _progression(cfg, models, force)
     summary["comparisons"] = [c for c in [_comparison(cfg, aligned, sft)] if c]
-    write_json(cfg.run_dir.stage("eval").file("aligned.json"), summary)
+    write_json(cfg.run_dir.stage("eval").file(EVAL_ALIGNED), summary)
     return summary
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from alignlab.artefacts import MIX_SUMMARY, SAMPLES, phase_file
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.mix import instructlab
@@ -98,7 +99,7 @@ def mix(cfg: Config, force: bool = False) -> dict[str, Any]:
                       settings={"recipe": resolved.recipe.model_dump(mode="json"), "seed": resolved.seed})
     if run.done and not force:
         return run.manifest
-    curated = read_samples(finished_stage(cfg, "curate").file("samples.jsonl"))
+    curated = read_samples(finished_stage(cfg, "curate").file(SAMPLES))
     count, counted_by = token_counter(cfg)
     phases = mix_phases(curated, resolved, count)
     summary = summarise(phases, count, counted_by, resolved.seed)
@@ -106,10 +107,10 @@ def mix(cfg: Config, force: bool = False) -> dict[str, Any]:
         if stale.stem not in {p.name for p in phases}:
             stale.unlink()
     for phase in phases:
-        write_jsonl(run.dir.file(f"{phase.name}.jsonl"), phase.rows)
+        write_jsonl(run.dir.file(phase_file(phase.name)), phase.rows)
     summary["instructlab_files"] = write_instructlab_phases(
         run.dir.path / instructlab.FOLDER, {p.name: p.rows for p in phases}, cfg.name)
-    write_json(run.dir.file("summary.json"), summary)
+    write_json(run.dir.file(MIX_SUMMARY), summary)
     return run.finish(summary)
 
 

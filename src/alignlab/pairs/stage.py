@@ -27,6 +27,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from alignlab.artefacts import COUNTS, HELDOUT_PAIRS, PAIRS, REJECTS, SAMPLES
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.llm import GenerationParams, open_backend, release_local_backends
@@ -127,7 +128,7 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
                                 "judge": cfg.model_id(cfg.judge), "seed": cfg.seed})
     if run.done and not force:
         return run.manifest
-    curated = read_samples(finished_stage(cfg, "curate").file("samples.jsonl"))
+    curated = read_samples(finished_stage(cfg, "curate").file(SAMPLES))
     samples = choose_prompts(curated, s.max_prompts, cfg.seed)
     if len(samples) < 2:
         raise AlignlabError(f"pairs: the curated data holds {len(samples)} usable prompt(s); at least 2 "
@@ -173,13 +174,13 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
     release_local_backends()
 
     train, held = split_heldout(pairs, heldout)
-    write_jsonl(run.dir.file("pairs.jsonl"), train)
-    write_jsonl(run.dir.file("heldout_pairs.jsonl"), held)
-    write_jsonl(run.dir.file("rejects.jsonl"), rejects)
+    write_jsonl(run.dir.file(PAIRS), train)
+    write_jsonl(run.dir.file(HELDOUT_PAIRS), held)
+    write_jsonl(run.dir.file(REJECTS), rejects)
     write_json(run.dir.file("agreement.json"), agreement)
     write_json(run.dir.file("rungs.json"), quality)
     counts = summarise(train, held, rejects, len(prompts), labels)
-    write_json(run.dir.file("counts.json"), counts)
+    write_json(run.dir.file(COUNTS), counts)
     exported = export_pairs(run.dir.path, train, held, counts=counts, agreement=agreement, rungs=quality,
                             license=s.license or taxonomy_license(cfg.taxonomy_path), name=cfg.name)
     return run.finish(counts, extra={"agreement": agreement, "rungs": quality, "exported": exported})

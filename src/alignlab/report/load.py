@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from alignlab.artefacts import COUNTS, EVAL_ALIGNED, EVAL_SFT, MIX_SUMMARY, PAIRS, REJECTS, SAMPLES
 from alignlab.errors import AlignlabError
 from alignlab.records import Sample
 from alignlab.store import MANIFEST, read_json, read_jsonl, read_samples
@@ -88,7 +89,7 @@ def load_run(run_dir: str | Path) -> RunData:
     _load_manifests(run)
     _load_generate(run)
     _load_curate(run)
-    run.mix_summary = _json(run, path / "mix" / "summary.json")
+    run.mix_summary = _json(run, path / "mix" / MIX_SUMMARY)
     _load_train(run)
     _load_eval(run)
     _load_pairs(run)
@@ -153,20 +154,20 @@ def _counts(run: RunData, stage: str) -> dict[str, Any] | None:
     manifest = run.manifest(stage)
     if manifest and isinstance(manifest.get("counts"), dict):
         return manifest["counts"]
-    return _json(run, run.path / stage / "counts.json")
+    return _json(run, run.path / stage / COUNTS)
 
 
 def _load_generate(run: RunData) -> None:
     folder = run.path / "generate"
     run.generate_counts = _counts(run, "generate")
-    run.samples = _guard(run, folder / "samples.jsonl", read_samples) or []
-    run.generate_rejects = _jsonl(run, folder / "rejects.jsonl")
+    run.samples = _guard(run, folder / SAMPLES, read_samples) or []
+    run.generate_rejects = _jsonl(run, folder / REJECTS)
 
 
 def _load_curate(run: RunData) -> None:
     folder = run.path / "curate"
     run.curate_counts = _counts(run, "curate")
-    run.curate_rejects = _jsonl(run, folder / "rejects.jsonl")
+    run.curate_rejects = _jsonl(run, folder / REJECTS)
 
 
 def _load_train(run: RunData) -> None:
@@ -192,8 +193,8 @@ def _load_train(run: RunData) -> None:
 
 def _load_eval(run: RunData) -> None:
     folder = run.path / "eval"
-    run.eval_sft = _json(run, folder / "sft.json")
-    run.eval_aligned = _json(run, folder / "aligned.json")
+    run.eval_sft = _json(run, folder / EVAL_SFT)
+    run.eval_aligned = _json(run, folder / EVAL_ALIGNED)
     order = [*((run.eval_sft or {}).get("models") or {}), *((run.eval_aligned or {}).get("models") or {})]
     found = sorted(d.name for d in folder.iterdir() if (d / "results.json").is_file()) if folder.is_dir() else []
     for label in dict.fromkeys([*order, *found]):
@@ -207,7 +208,7 @@ def _load_pairs(run: RunData) -> None:
     run.pairs_agreement = _json(run, folder / "agreement.json")
     if run.pairs_agreement is None and run.manifest("pairs"):
         run.pairs_agreement = run.manifest("pairs").get("agreement")
-    run.pair_examples = _guard(run, folder / "pairs.jsonl", _first_rows) or []
+    run.pair_examples = _guard(run, folder / PAIRS, _first_rows) or []
 
 
 def _first_rows(path: Path, n: int = 200) -> list[dict[str, Any]]:

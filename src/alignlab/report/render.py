@@ -9,12 +9,13 @@ from pathlib import Path
 
 import jinja2
 
+from alignlab.artefacts import REPORT
 from alignlab.report import sections_data, sections_models
 from alignlab.report.blocks import Section, Text
 from alignlab.report.load import RunData, load_run
 from alignlab.store import write_text
 
-REPORT_NAME = "report.html"
+REPORT_NAME = REPORT
 log = logging.getLogger(__name__)
 
 SectionBuilder = Callable[[RunData], Section]

@@ -21,6 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
+from alignlab.artefacts import CHUNKS, REJECTS, SAMPLES
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.llm.types import Backend
@@ -137,8 +138,8 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     tracker = GenerationProgress(bar, work.candidates)  # its bars added before drawing starts
     served = getattr(teacher, "backend", teacher)
     tracker.in_flight_limit = lambda: served.limit.current if getattr(served, "limit", None) else None
-    samples_out = JsonlStream(run.dir.file("samples.jsonl"))
-    tally = Tally("generate", stream=JsonlStream(run.dir.file("rejects.jsonl")))
+    samples_out = JsonlStream(run.dir.file(SAMPLES))
+    tally = Tally("generate", stream=JsonlStream(run.dir.file(REJECTS)))
     methods: Counter[str] = Counter()  # how the judges read their scores, over every candidate
     try:
         with bar:
@@ -165,7 +166,7 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     finally:
         samples_out.close()
         tally.stream.close()
-    write_jsonl(run.dir.file("chunks.jsonl"), [{"leaf": leaf, **c.__dict__}
+    write_jsonl(run.dir.file(CHUNKS), [{"leaf": leaf, **c.__dict__}
                                               for leaf, cs in work.chunks.items() for c in cs])
     busy = sum(b.stats.seconds for b in models) - busy_before
     counts.update(candidates=n_candidates, samples=n_samples,
@@ -243,8 +244,8 @@ def print_summary(console: Console, cfg: Config, manifest: dict[str, Any]) -> No
     with an example; the totals and the teacher's utilisation."""
     counts = manifest["counts"]
     out = cfg.run_dir.path / "generate"
-    rejects = list(read_jsonl(out / "rejects.jsonl")) if (out / "rejects.jsonl").exists() else []
-    samples = list(read_jsonl(out / "samples.jsonl")) if (out / "samples.jsonl").exists() else []
+    rejects = list(read_jsonl(out / REJECTS)) if (out / REJECTS).exists() else []
+    samples = list(read_jsonl(out / SAMPLES)) if (out / SAMPLES).exists() else []
     given = (knowledge.CHUNK_GENERATOR, knowledge.SEED_GENERATOR)
     generated = {s["metadata"]["leaf"] for s in samples if s["metadata"]["generator"] not in given}
     console.print(counts_table(counts, "generate: accepted and rejected per leaf"))

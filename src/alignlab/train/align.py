@@ -25,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from alignlab.artefacts import COUNTS, HELDOUT_PAIRS, PAIRS, REJECTS, SAMPLES, SELECTED
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.llm.hf import load_causal_lm, load_tokenizer
@@ -58,10 +59,10 @@ def _with_reference(cfg: Config, out: Path, start: str, ref_id: str) -> tuple[li
     a = cfg.align
     pairs_dir = finished_stage(cfg, "pairs").path
     saved = out / "pairs_with_reference.jsonl", out / "heldout_with_reference.jsonl"
-    sources = pairs_dir / "pairs.jsonl", pairs_dir / "heldout_pairs.jsonl"
+    sources = pairs_dir / PAIRS, pairs_dir / HELDOUT_PAIRS
     sets = [read_pairs(s if s.exists() else src) for s, src in zip(saved, sources)]
     if not sets[0] and not (a.loss.unpaired and a.unpaired_from == "judged"):
-        raise AlignlabError(f"align: {sources[0]} holds no pairs; see {pairs_dir / 'counts.json'} for "
+        raise AlignlabError(f"align: {sources[0]} holds no pairs; see {pairs_dir / COUNTS} for "
                             f"what the pairs stage rejected")
     if not a.loss.needs_reference:
         return sets[0], sets[1]
@@ -120,8 +121,8 @@ def unpaired_answers(cfg: Config, train_pairs: list[Pair]) -> tuple[list[Any], d
         extra = {"ambiguous_answers": ambiguous}
     else:
         curate = finished_stage(cfg, "curate").path
-        rejects = curate / "rejects.jsonl"
-        answers = unpaired.unpaired_from_judged(read_samples(curate / "samples.jsonl"),
+        rejects = curate / REJECTS
+        answers = unpaired.unpaired_from_judged(read_samples(curate / SAMPLES),
                                                 read_jsonl(rejects) if rejects.exists() else [])
         extra = {}
     desirable = sum(bool(x.metadata["desirable"]) for x in answers)
@@ -211,7 +212,7 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
         counts.update(selected=chosen["selected"], heldout_reward_accuracy=chosen["selected_score"],
                       scores=chosen["scores"], heldout_reward_accuracy_before=before, last=result.last)
         pairs_run = finished_stage(cfg, "pairs")
-        write_model_card(out / "selected", model_card(
+        write_model_card(out / SELECTED, model_card(
             cfg, start_id=start_id, counts=counts, pairs_manifest=pairs_run.manifest(),
             license=cfg.pairs.license or taxonomy_license(cfg.taxonomy_path)))
         manifest = run.finish(counts)
@@ -220,7 +221,7 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
 
 
 def aligned_model(cfg: Config) -> Path:
-    path = cfg.run_dir.path / "align" / "selected"
+    path = cfg.run_dir.path / "align" / SELECTED
     if not (path / "config.json").is_file():
         raise AlignlabError(f"no aligned model in {path}; run `alignlab align -c <config>` first")
     return path

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from alignlab.artefacts import SELECTED
 from alignlab.errors import ConfigError
 from alignlab.store import read_json, write_json, write_text
 
@@ -221,9 +222,9 @@ def select_checkpoint(out_dir: Path, metric: CheckpointMetric) -> dict[str, Any]
     best = best_of({n: s for n, s in scores.items() if (out_dir / n / MARKER).exists()}, lower)
     if best is None:
         raise ConfigError(f"no finished checkpoint in {out_dir} to select from")
-    copy_model_dir(out_dir / best, out_dir / "selected")
+    copy_model_dir(out_dir / best, out_dir / SELECTED)
     return {"scores": scores, "lower_is_better": lower, "selected": best,
-            "selected_score": scores[best], "selected_path": str(out_dir / "selected")}
+            "selected_score": scores[best], "selected_path": str(out_dir / SELECTED)}
 
 
 def copy_model_dir(src: Path, dst: Path) -> Path:

@@ -25,6 +25,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from alignlab.artefacts import SELECTED, phase_file
 from alignlab.codedeps import stage_code_version
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
@@ -77,7 +78,7 @@ def phase_dir(cfg: Config, phase: str) -> Path:
 
 def selected_checkpoint(cfg: Config, phase: str) -> Path:
     """The model directory selected at the end of `phase`, for later stages to load."""
-    path = phase_dir(cfg, phase) / "selected"
+    path = phase_dir(cfg, phase) / SELECTED
     if not (phase_dir(cfg, phase) / PHASE_FILE).exists() or not (path / "config.json").exists():
         raise AlignlabError(f"phase '{phase}' has no selected checkpoint in {path}; "
                             f"run `alignlab train -c <config>` first")
@@ -106,7 +107,7 @@ def _barrier() -> None:
 
 def _phase_file(cfg: Config, phase: PhaseConfig) -> Path:
     mix = finished_stage(cfg, "mix").path
-    path = mix / f"{phase.name}.jsonl"
+    path = mix / phase_file(phase.name)
     if not path.is_file():
         wrote = sorted(p.stem for p in mix.glob("*.jsonl"))
         raise AlignlabError(f"train phase '{phase.name}': {path} does not exist; the mix stage "
@@ -153,7 +154,7 @@ def run_phase(cfg: Config, phase: PhaseConfig, start: str, chain: str,
                             "validation": [tc.val_fraction, tc.val_max_samples], "code": _code()})
     phase_fp = fingerprint({"train": train_fp, "select_by": phase.select_by})
     done = out / PHASE_FILE
-    if done.exists() and read_json(done).get("fingerprint") == phase_fp and (out / "selected").is_dir():
+    if done.exists() and read_json(done).get("fingerprint") == phase_fp and (out / SELECTED).is_dir():
         return {**read_json(done), "reused": True}
 
     samples = _read_samples(mix_file, phase)
