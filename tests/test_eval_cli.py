@@ -114,4 +114,4 @@ def test_eval_without_a_model_is_the_pipelines_eval_stage(workspace):
 
 def test_validate_is_the_pipelines_validate_stage(workspace):
     result = invoke("validate", "-c", str(workspace / "alignlab.yaml"))
-    assert " validate — " in result.output and "leaves valid" in result.output
+    assert " validate — " in result.output and "taxonomy: 1 leaf valid" in result.output

@@ -129,9 +129,12 @@ def _report(cfg: Config, ctx: StageContext) -> dict[str, Any]:
 
 
 def _say_validate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
+    from alignlab.taxonomy.validate import plural
+
     c = manifest["counts"]
-    warnings = f", {c['warnings']} warnings" if c.get("warnings") else ""
-    console.print(f"taxonomy: {c['leaves']} leaves valid ({c['kinds']}){warnings}", highlight=False)
+    warnings = f", {plural(c['warnings'], 'warning')}" if c.get("warnings") else ""
+    console.print(f"taxonomy: {plural(c['leaves'], 'leaf', 'leaves')} valid ({c['kinds']}){warnings}",
+                  highlight=False)
 
 
 def _say_generate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
