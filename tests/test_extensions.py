@@ -98,9 +98,10 @@ def test_a_loss_is_its_function_plus_one_line(monkeypatch):
     def margin_loss(chosen, rejected, margin=1.0):
         return torch.relu(margin - (chosen - rejected)), chosen.detach(), rejected.detach()
 
-    monkeypatch.setitem(losses.LOSSES, "margin", lambda c, x: margin_loss(x.chosen, x.rejected))
-    monkeypatch.setattr(losses, "REFERENCE_FREE", losses.REFERENCE_FREE | {"margin"})
-    cfg = PreferenceLossConfig.model_construct(kind="margin", beta=0.1)
+    monkeypatch.setitem(losses.LOSSES, "margin", losses.Loss(lambda c, x: margin_loss(x.chosen, x.rejected),
+                                                             reference=False))
+    cfg = PreferenceLossConfig(kind="margin", beta=0.1)  # the config accepts what the table holds
+    assert not cfg.needs_reference and not cfg.unpaired
     loss, chosen, rejected = losses.preference_loss(cfg, torch.tensor([0.0, 3.0]), torch.tensor([0.0, 0.0]))
     assert loss.tolist() == [1.0, 0.0]
 

@@ -18,7 +18,8 @@ tokens follow exactly the tokens of its prompt as the model reads them when it w
 answer (the local backend tokenizes `render_chat` alone, then generates). Tokenizing the whole
 text at once would differ where a token straddles the boundary: after a prompt ending in
 "Assistant: " the answer "Hello" would be trained as " Hello" after "Assistant:", a context the
-model never sees when it generates. SFT and DPO read the same tokens for the same conversation.
+model never sees when it generates. In a conversation of several answers each one is cut out
+so; SFT and DPO read the same answer tokens for the same conversation.
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ from alignlab.chat_format import prompt_and_answer
 from alignlab.errors import AlignlabError
 from alignlab.progress import progress_bar
 from alignlab.records import Pair
-from alignlab.train.losses import PreferenceLossConfig, preference_loss
+from alignlab.train.config import PreferenceLossConfig
+from alignlab.train.losses import preference_loss
 
 IGNORE = -100
 Batch = dict[str, torch.Tensor]

@@ -31,7 +31,8 @@ import torch
 from alignlab.chat_format import prompt_and_answer
 from alignlab.errors import AlignlabError
 from alignlab.records import Pair, Sample, stable_id
-from alignlab.train.losses import PreferenceLossConfig, kto_kl, kto_loss
+from alignlab.train.config import PreferenceLossConfig
+from alignlab.train.losses import kto_kl, kto_loss
 from alignlab.train.preference import (
     Batch, LossFn, collate_rows, fit_to_length, row_logps, sequence_logps,
 )
