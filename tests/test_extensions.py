@@ -106,6 +106,27 @@ def test_a_loss_is_its_function_plus_one_line(monkeypatch):
     assert loss.tolist() == [1.0, 0.0]
 
 
+# ---------------------------------------------------------------- a backend's spec
+
+def test_a_spec_kind_is_one_row(monkeypatch):
+    from alignlab.errors import ConfigError
+    from alignlab.llm import specs
+    from alignlab.llm.hf import model_id
+
+    def toy(rest, raw, base_dir):
+        if not rest:
+            raise ConfigError(f"model spec {raw!r}: expected 'toy:<name>'")
+        return specs.ModelSpec(raw=raw, kind="toy", name=rest)
+
+    monkeypatch.setitem(specs.KINDS, "toy", specs.SpecKind(toy, "'toy:<name>'", local=False))
+    spec = specs.parse_spec("toy:echo")
+    assert (spec.kind, spec.name, spec.is_local) == ("toy", "echo", False)
+    assert model_id(spec) == "toy:echo"  # a served model is named by its spec
+    with pytest.raises(ConfigError, match="expected 'toy:<name>'"):
+        specs.parse_spec("toy:")
+    assert specs.parse_spec("elsewhere:ckpt").kind == "local"  # an unknown prefix is part of a path
+
+
 # ---------------------------------------------------------------- a training setting
 
 def test_a_training_setting_is_declared_once_and_every_phase_may_override_it():
