@@ -23,7 +23,7 @@ from typing import Any
 
 from alignlab.chat_format import render_chat
 from alignlab.llm.probe import Capabilities
-from alignlab.llm.types import Message, Request
+from alignlab.llm.types import Request
 
 CONTINUE, COMPLETION, NO_PREFIX = "continue", "completion", "no-prefix"
 
