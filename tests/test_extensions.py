@@ -98,11 +98,33 @@ def test_a_loss_is_its_function_plus_one_line(monkeypatch):
     def margin_loss(chosen, rejected, margin=1.0):
         return torch.relu(margin - (chosen - rejected)), chosen.detach(), rejected.detach()
 
-    monkeypatch.setitem(losses.LOSSES, "margin", lambda c, x: margin_loss(x.chosen, x.rejected))
-    monkeypatch.setattr(losses, "REFERENCE_FREE", losses.REFERENCE_FREE | {"margin"})
-    cfg = PreferenceLossConfig.model_construct(kind="margin", beta=0.1)
+    monkeypatch.setitem(losses.LOSSES, "margin", losses.Loss(lambda c, x: margin_loss(x.chosen, x.rejected),
+                                                             reference=False))
+    cfg = PreferenceLossConfig(kind="margin", beta=0.1)  # the config accepts what the table holds
+    assert not cfg.needs_reference and not cfg.unpaired
     loss, chosen, rejected = losses.preference_loss(cfg, torch.tensor([0.0, 3.0]), torch.tensor([0.0, 0.0]))
     assert loss.tolist() == [1.0, 0.0]
+
+
+# ---------------------------------------------------------------- a backend's spec
+
+def test_a_spec_kind_is_one_row(monkeypatch):
+    from alignlab.errors import ConfigError
+    from alignlab.llm import specs
+    from alignlab.llm.hf import model_id
+
+    def toy(rest, raw, base_dir):
+        if not rest:
+            raise ConfigError(f"model spec {raw!r}: expected 'toy:<name>'")
+        return specs.ModelSpec(raw=raw, kind="toy", name=rest)
+
+    monkeypatch.setitem(specs.KINDS, "toy", specs.SpecKind(toy, "'toy:<name>'", local=False))
+    spec = specs.parse_spec("toy:echo")
+    assert (spec.kind, spec.name, spec.is_local) == ("toy", "echo", False)
+    assert model_id(spec) == "toy:echo"  # a served model is named by its spec
+    with pytest.raises(ConfigError, match="expected 'toy:<name>'"):
+        specs.parse_spec("toy:")
+    assert specs.parse_spec("elsewhere:ckpt").kind == "local"  # an unknown prefix is part of a path
 
 
 # ---------------------------------------------------------------- a training setting

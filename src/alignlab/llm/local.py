@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from alignlab.llm.render import render_chat
+from alignlab.chat_format import render_chat
 from alignlab.llm.types import (
     BackendStats, Choice, GenerationParams, OnDone, Request, Response, Score, ScoreRequest,
     TokenLogprob,

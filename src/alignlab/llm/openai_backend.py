@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 
 import httpx
 
+from alignlab.chat_format import render_chat
 from alignlab.errors import BackendError, ConfigError
 from alignlab.llm.config import BackendSettings
 from alignlab.llm.cache import RequestCache, cache_key
@@ -55,9 +56,7 @@ from alignlab.llm.openai_wire import (
     score_from_echo,
 )
 from alignlab.llm.probe import Capabilities, apply_overrides, probe, store_key
-from alignlab.llm.render import (
-    CONTINUE, choose_mode, detect_tokenizer, judge_method, render_chat, rendered,
-)
+from alignlab.llm.render import CONTINUE, choose_mode, detect_tokenizer, judge_method, rendered
 from alignlab.llm.specs import ModelSpec, parse_spec
 from alignlab.llm.types import (
     BackendStats, Choice, OnDone, Request, Response, Score, ScoreRequest,

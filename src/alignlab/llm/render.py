@@ -12,32 +12,24 @@ of three modes:
   templates already say "Reply with the number only" / "Reply with the task only", so the
   model writes what the prefix would have led to (hosted chat-only APIs).
 
-The local backend renders with `render_chat` too, so a served prompt in `completion` mode is
-the same text the model reads in-process.
+The local backend renders with the same `alignlab.chat_format.render_chat`, so a served prompt
+in `completion` mode is the same text the model reads in-process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from alignlab.chat_format import render_chat
 from alignlab.llm.probe import Capabilities
-from alignlab.llm.types import Message, Request
+from alignlab.llm.types import Request
 
 CONTINUE, COMPLETION, NO_PREFIX = "continue", "completion", "no-prefix"
 
 # Model ids that name a model whose chat template we have (the whole SmolLM2 family shares
 # the embedded model's ChatML template), so `models.teacher_tokenizer` can be left out.
 KNOWN_TOKENIZERS = {"smollm2": "embedded:smollm2-135m"}
-
-
-def render_chat(tokenizer: Any, messages: Sequence[Message]) -> str:
-    """The chat template applied; a final assistant message is left open to be continued."""
-    continue_final = messages[-1]["role"] == "assistant"
-    return tokenizer.apply_chat_template(
-        list(messages), tokenize=False, add_generation_prompt=not continue_final,
-        continue_final_message=continue_final)
 
 
 def detect_tokenizer(model_name: str) -> str | None:

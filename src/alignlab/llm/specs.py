@@ -8,29 +8,28 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
 from alignlab.errors import ConfigError
 
 EMBEDDED_MODELS = ("smollm2-135m",)
-SPEC_HELP = ("a model spec is 'embedded:smollm2-135m[?layers=K]', a local Hugging Face model "
-             "directory, or 'openai:<base_url>#<model>'")
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     raw: str
-    kind: Literal["embedded", "local", "openai"]
+    kind: str  # a key of KINDS
     name: str  # embedded model name, local directory, or the model's name on the server
     base_url: str | None = None
     layers: int | None = None
 
     @property
     def is_local(self) -> bool:
-        return self.kind in ("embedded", "local")
+        """Runs in-process from Hugging Face weights (else it is served)."""
+        return KINDS[self.kind].local
 
     def __str__(self) -> str:
         return self.raw
@@ -48,29 +47,61 @@ def _split_query(text: str, raw: str) -> tuple[str, int | None]:
     return base, layers
 
 
+def _embedded(rest: str, raw: str, base_dir: Path | None) -> ModelSpec:
+    name, layers = _split_query(rest, raw)
+    if name not in EMBEDDED_MODELS:
+        raise ConfigError(f"model spec {raw!r}: unknown embedded model {name!r} "
+                          f"(available: {', '.join(EMBEDDED_MODELS)})")
+    return ModelSpec(raw=raw, kind="embedded", name=name, layers=layers)
+
+
+def _local(rest: str, raw: str, base_dir: Path | None) -> ModelSpec:
+    path_text, layers = _split_query(rest, raw)
+    path = Path(path_text).expanduser()
+    if not path.is_absolute() and base_dir is not None:
+        path = base_dir / path
+    return ModelSpec(raw=raw, kind=LOCAL, name=str(path), layers=layers)
+
+
+def _openai(rest: str, raw: str, base_dir: Path | None) -> ModelSpec:
+    url, sep, model = rest.partition("#")
+    parts = urlsplit(url)
+    if not sep or not model or parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"model spec {raw!r}: expected 'openai:<http(s)://host[:port]/v1>#<model>'")
+    return ModelSpec(raw=raw, kind="openai", name=model, base_url=url.rstrip("/"))
+
+
+@dataclass(frozen=True)
+class SpecKind:
+    """A row of KINDS: how a spec `<kind>:<rest>` is read (`parse(rest, raw, base_dir)`), how it
+    is written (for the error messages), and whether the model runs in-process."""
+
+    parse: Callable[[str, str, Path | None], ModelSpec]
+    form: str
+    local: bool
+
+
+# The kinds of model spec, by prefix; a spec with none of these prefixes is a local directory.
+# `llm.open_backend` opens each kind (local ones in `llm.local`, served ones by their backend).
+LOCAL = "local"
+KINDS: dict[str, SpecKind] = {
+    "embedded": SpecKind(_embedded, "'embedded:smollm2-135m[?layers=K]'", local=True),
+    LOCAL: SpecKind(_local, "a local Hugging Face model directory", local=True),
+    "openai": SpecKind(_openai, "'openai:<base_url>#<model>'", local=False),
+}
+_FORMS = [kind.form for kind in KINDS.values()]
+SPEC_HELP = f"a model spec is {', '.join(_FORMS[:-1])}, or {_FORMS[-1]}"
+
+
 def parse_spec(raw: str, base_dir: Path | None = None) -> ModelSpec:
     """Parse a spec; relative local paths resolve against `base_dir` (the config's folder)."""
     if not isinstance(raw, str) or not raw.strip():
         raise ConfigError(f"empty model spec: {SPEC_HELP}")
     raw = raw.strip()
-    if raw.startswith("openai:"):
-        rest = raw[len("openai:"):]
-        url, sep, model = rest.partition("#")
-        parts = urlsplit(url)
-        if not sep or not model or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ConfigError(f"model spec {raw!r}: expected 'openai:<http(s)://host[:port]/v1>#<model>'")
-        return ModelSpec(raw=raw, kind="openai", name=model, base_url=url.rstrip("/"))
-    if raw.startswith("embedded:"):
-        name, layers = _split_query(raw[len("embedded:"):], raw)
-        if name not in EMBEDDED_MODELS:
-            raise ConfigError(f"model spec {raw!r}: unknown embedded model {name!r} "
-                              f"(available: {', '.join(EMBEDDED_MODELS)})")
-        return ModelSpec(raw=raw, kind="embedded", name=name, layers=layers)
-    path_text, layers = _split_query(raw, raw)
-    path = Path(path_text).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = base_dir / path
-    return ModelSpec(raw=raw, kind="local", name=str(path), layers=layers)
+    prefix, sep, rest = raw.partition(":")
+    if not sep or prefix == LOCAL or prefix not in KINDS:
+        prefix, rest = LOCAL, raw
+    return KINDS[prefix].parse(rest, raw, base_dir)
 
 
 def check_local_dir(spec: ModelSpec) -> Path:

@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from alignlab.artefacts import MIX_SUMMARY, SAMPLES, phase_file
+from alignlab.chat_format import render
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.mix import instructlab
@@ -51,7 +52,7 @@ def token_counter(cfg: Config) -> tuple[Callable[[list[Sample]], list[int]], str
         if not rows:
             return []
         if tokenizer.chat_template:
-            texts = [tokenizer.apply_chat_template(s.messages, tokenize=False) for s in rows]
+            texts = [render(tokenizer, s.messages) for s in rows]
         else:
             texts = ["\n".join(m["content"] for m in s.messages) for s in rows]
         return [len(ids) for ids in tokenizer(texts, add_special_tokens=False).input_ids]

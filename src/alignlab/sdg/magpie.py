@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from alignlab.chat_format import user_turn_prefix
 from alignlab.sdg.candidates import Candidate, parse_answer, parse_question
 from alignlab.sdg.generator import Generator
 from alignlab.sdg.steps import GenContext, answering, ask_step, judge_step, novelty_step, questioning
@@ -19,14 +20,6 @@ from alignlab.sdg.steps import GenContext, answering, ask_step, judge_step, nove
 LEAF = "general/magpie"
 GENERATOR = "magpie"
 TASK = "A request that a user might make of a helpful, general-purpose assistant."
-_MARK = "\x00MAGPIE\x00"
-
-
-def user_turn_prefix(tokenizer: Any) -> str:
-    """The chat template rendered up to the first character of a user message."""
-    rendered = tokenizer.apply_chat_template([{"role": "user", "content": _MARK}], tokenize=False,
-                                             add_generation_prompt=False)
-    return rendered[: rendered.index(_MARK)]
 
 
 def plan(count: int) -> list[Candidate]:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from alignlab.llm.render import render_chat
+from alignlab.chat_format import render_chat
 from alignlab.llm.types import BackendStats, Choice, OnDone, Request, Response, TokenLogprob
 from alignlab.sdg.candidates import MAX_QUESTION_CHARS
 from alignlab.sdg.config import GenerateConfig

@@ -22,18 +22,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, create_model, model_validator
+from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 from pydantic.fields import FieldInfo
 
 from alignlab.errors import ConfigError
 from alignlab.llm.config import Precision, Section
+from alignlab.train.losses import LOSSES
 
-LossKind = Literal["dpo", "ipo", "hinge", "slic", "simpo", "orpo", "sft", "kto"]
-# Losses that read only the policy's own log-probabilities: no reference pass before training.
-REFERENCE_FREE = frozenset({"slic", "simpo", "orpo", "sft"})
-# Settings that only some losses read: setting one for another loss is a mistake worth an error.
-ONLY_FOR = {"label_smoothing": {"dpo"}, "delta": {"slic"}, "lam": {"slic"}, "gamma": {"simpo"},
-            "desirable_weight": {"kto"}, "undesirable_weight": {"kto"}}
 CurriculumOrder = Literal["easy_to_hard", "hard_to_easy", "mixed"]
 
 
@@ -160,8 +155,10 @@ class TrainConfig(Hyperparameters):
 
 
 class PreferenceLossConfig(Section):
-    kind: LossKind = Field("dpo", description="dpo | ipo | hinge | slic | simpo | orpo | kto (unpaired) | "
-                                                 "sft (continued SFT on the chosen answers: the baseline)")
+    """Which loss of `train.losses.LOSSES` align trains with, and its settings."""
+
+    kind: str = Field("dpo", description=" | ".join(f"{name} ({loss.note})" if loss.note else name
+                                                    for name, loss in LOSSES.items()))
     beta: float = Field(0.1, gt=0, description="dpo/ipo/hinge/kto: strength of the pull towards the reference; "
                                                "simpo: reward scale (its authors use 2-10); orpo: weight "
                                                "of the odds-ratio term")
@@ -172,23 +169,32 @@ class PreferenceLossConfig(Section):
     desirable_weight: float = Field(1.0, gt=0, description="kto: weight of the accepted answers' loss")
     undesirable_weight: float = Field(1.0, gt=0, description="kto: weight of the rejected answers' loss")
 
+    @field_validator("kind")
+    @classmethod
+    def _registered(cls, kind: str) -> str:
+        if kind not in LOSSES:
+            raise ValueError(f"unknown loss {kind!r}: the losses are {', '.join(LOSSES)} "
+                             f"(declared in alignlab/train/losses.py:LOSSES)")
+        return kind
+
     @model_validator(mode="after")
     def _settings_of_this_loss(self) -> PreferenceLossConfig:
-        for key, kinds in ONLY_FOR.items():
+        # Settings that only some losses read: setting one for another loss is a mistake worth an error.
+        for key in type(self).model_fields:
+            kinds = sorted(name for name, loss in LOSSES.items() if key in loss.settings)
             # Compared with the default, not with "was it written", so a dumped config reloads.
-            if getattr(self, key) != type(self).model_fields[key].default and self.kind not in kinds:
-                raise ConfigError(f"{key} applies to the {' / '.join(sorted(kinds))} loss only, "
-                                  f"not to {self.kind!r}")
+            if kinds and getattr(self, key) != type(self).model_fields[key].default and self.kind not in kinds:
+                raise ConfigError(f"{key} applies to the {' / '.join(kinds)} loss only, not to {self.kind!r}")
         return self
 
     @property
     def needs_reference(self) -> bool:
-        return self.kind not in REFERENCE_FREE
+        return LOSSES[self.kind].reference
 
     @property
     def unpaired(self) -> bool:
         """KTO trains on single answers marked desirable or not, not on pairs."""
-        return self.kind == "kto"
+        return not LOSSES[self.kind].paired
 
 
 class AlignConfig(LoopHyperparameters):

@@ -3,16 +3,9 @@ held-out split, the collate function, and the SFT objective.
 
 Loss mask. Only the assistant's tokens are trained (the header the template puts before each
 answer and everything the user or system said are context), except for samples marked
-`unmask: true`, which are trained on every token (document chunks, for instance). Templates
-such as SmolLM2's carry no `{% generation %}` markers, so the assistant spans are found by
-rendering the conversation prefix by prefix: the text of messages[:i] with the generation
-prompt ends where assistant message i begins, and the text of messages[:i+1] ends where it
-ends (its end-of-turn token included, which is what teaches the model to stop). This needs
-only that the template renders messages in order, each prefix a prefix of the whole; a
-template that does not is reported, not guessed at. Character spans become token labels
-through the tokenizer's offsets: a token is trained when it overlaps a span, so a token
-straddling the boundary (" Hello" after a prompt ending in "assistant: ") counts as the
-answer's, rather than the answer losing its first word.
+`unmask: true`, which are trained on every token (document chunks, for instance). Where the
+answers lie, and how their tokens meet the context's, is `alignlab.chat_format`'s to say: DPO
+reads the same tokens for the same conversation.
 
 Samples longer than `max_seq_len` are skipped and reported, never truncated: a truncated
 answer teaches the model to stop mid-sentence.
@@ -25,14 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from alignlab.errors import AlignlabError
+from alignlab.chat_format import encode, render, tokenize_answers
 from alignlab.records import Sample
 
 IGNORE = -100  # label of a position that is not trained (PyTorch's cross-entropy default)
-
-
-class ChatTemplateError(AlignlabError):
-    """The student's chat template does not render conversations prefix by prefix."""
 
 
 @dataclass
@@ -57,44 +46,14 @@ class Prepared:
         self.skipped.setdefault(reason, []).append(sample_id)
 
 
-def _render(tokenizer: Any, messages: Sequence[dict[str, str]], generation_prompt: bool) -> str:
-    return tokenizer.apply_chat_template(list(messages), tokenize=False,
-                                         add_generation_prompt=generation_prompt)
-
-
-def assistant_spans(tokenizer: Any, messages: Sequence[dict[str, str]], where: str = "sample"
-                    ) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character span of each assistant message in it."""
-    text = _render(tokenizer, messages, False)
-    spans = []
-    for i, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        try:
-            before = _render(tokenizer, messages[:i], True) if i else ""
-        except Exception:  # noqa: BLE001 - a template may refuse an empty conversation
-            before = ""
-        through = _render(tokenizer, messages[:i + 1], False)
-        if not (text.startswith(before) and text.startswith(through) and len(before) <= len(through)):
-            raise ChatTemplateError(
-                f"{where}: the student's chat template does not render message {i} (assistant) "
-                f"as a prefix of the whole conversation, so its tokens cannot be located; use a "
-                f"template that renders messages in order, or mark the sample `unmask: true`")
-        spans.append((len(before), len(through)))
-    return text, spans
-
-
 def tokenize_sample(tokenizer: Any, sample: Sample) -> TokenizedSample:
     """Token ids and labels of one sample under the tokenizer's chat template."""
-    text, spans = assistant_spans(tokenizer, sample.messages, f"sample {sample.id}")
-    # The rendered template already carries any BOS/special tokens the model expects.
-    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-    ids = list(enc["input_ids"])
     if sample.unmask:
-        labels = list(ids)
-    else:
-        labels = [tok if any(start < e and end > s for s, e in spans) else IGNORE
-                  for tok, (start, end) in zip(ids, enc["offset_mapping"])]
+        # Every token is trained: no answer boundary to cut at, the text is tokenized whole.
+        ids = encode(tokenizer, render(tokenizer, sample.messages))
+        return TokenizedSample(id=sample.id, input_ids=ids, labels=list(ids))
+    ids, trained = tokenize_answers(tokenizer, sample.messages, where=f"sample {sample.id}")
+    labels = [tok if keep else IGNORE for tok, keep in zip(ids, trained)]
     return TokenizedSample(id=sample.id, input_ids=ids, labels=labels)
 
 

@@ -25,15 +25,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
-import torch.nn.functional as F
-from alignlab.train.config import REFERENCE_FREE, LossKind, PreferenceLossConfig
+# torch is imported inside the functions: the config validates `kind` against `LOSSES`, and
+# loading alignlab.yaml must not import torch.
+if TYPE_CHECKING:
+    from torch import Tensor
 
-Tensor = torch.Tensor
-Rewarded = tuple[Tensor, Tensor, Tensor]
-__all__ = ["LOSSES", "LossKind", "PairLogps", "PreferenceLossConfig", "dpo_loss", "hinge_loss", "ipo_loss",
-           "kto_kl", "kto_loss", "orpo_loss", "preference_loss", "simpo_loss", "slic_loss", "chosen_nll_loss"]
+Rewarded = tuple["Tensor", "Tensor", "Tensor"]
+# train.config.PreferenceLossConfig, which reads this table and so is not imported here.
+LossSettings = Any
+__all__ = ["LOSSES", "Loss", "PairLogps", "dpo_loss", "hinge_loss", "ipo_loss", "kto_kl", "kto_loss",
+           "orpo_loss", "preference_loss", "simpo_loss", "slic_loss", "chosen_nll_loss"]
 
 
 def _log_ratios(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
@@ -43,6 +46,8 @@ def _log_ratios(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tens
 
 def dpo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
              beta: float = 0.1, label_smoothing: float = 0.0) -> Rewarded:
+    import torch.nn.functional as F
+
     chosen_ratio, rejected_ratio = _log_ratios(policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     logits = beta * (chosen_ratio - rejected_ratio)
     # With ε > 0 the label is treated as flipped with probability ε (cDPO), so the loss stops
@@ -67,6 +72,8 @@ def ipo_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor,
 
 def hinge_loss(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor,
                beta: float = 0.1) -> Rewarded:
+    import torch
+
     chosen_ratio, rejected_ratio = _log_ratios(policy_chosen, policy_rejected, ref_chosen, ref_rejected)
     losses = torch.relu(1 - beta * (chosen_ratio - rejected_ratio))
     return losses, beta * chosen_ratio.detach(), beta * rejected_ratio.detach()
@@ -77,6 +84,8 @@ def slic_loss(policy_chosen: Tensor, policy_rejected: Tensor, chosen_nll: Tensor
     """SLiC-HF's calibration loss on the policy's own log-probabilities plus λ times the
     chosen answer's negative log-likelihood (whatever normalisation the caller chose:
     `train.preference` passes the mean per answer token)."""
+    import torch
+
     losses = torch.relu(delta - policy_chosen + policy_rejected)
     if lam:
         if chosen_nll is None:
@@ -98,12 +107,16 @@ def chosen_nll_loss(policy_chosen: Tensor, policy_rejected: Tensor, chosen_lengt
 def simpo_loss(chosen_mean: Tensor, rejected_mean: Tensor, beta: float = 2.0, gamma: float = 0.5) -> Rewarded:
     """SimPO on the log-probabilities *per answer token*: the length-normalised likelihood is
     the reward itself, so no reference model is needed, and γ is the target margin."""
+    import torch.nn.functional as F
+
     losses = -F.logsigmoid(beta * (chosen_mean - rejected_mean) - gamma)
     return losses, beta * chosen_mean.detach(), beta * rejected_mean.detach()
 
 
 def _log1mexp(x: Tensor) -> Tensor:
     """log(1 - e^x) for x < 0, without cancellation on either side of -ln 2."""
+    import torch
+
     return torch.where(x < -0.6931471805599453, torch.log1p(-torch.exp(x)), torch.log(-torch.expm1(x)))
 
 
@@ -111,6 +124,8 @@ def orpo_loss(chosen_mean: Tensor, rejected_mean: Tensor, beta: float = 0.1) -> 
     """ORPO: the chosen answer's NLL per token plus β times the odds-ratio term, on
     log-probabilities per answer token (the odds of a whole long answer would underflow to 0).
     The NLL covers the answer tokens only, as every other loss here (TRL's covers the prompt too)."""
+    import torch.nn.functional as F
+
     log_odds = (chosen_mean - rejected_mean) - (_log1mexp(chosen_mean) - _log1mexp(rejected_mean))
     losses = -chosen_mean - beta * F.logsigmoid(log_odds)
     return losses, beta * chosen_mean.detach(), beta * rejected_mean.detach()
@@ -127,6 +142,8 @@ def kto_loss(policy: Tensor, ref: Tensor, desirable: Tensor, kl: Tensor, beta: f
     """KTO (eq. 7 of Ethayarajh et al.) on *unpaired* answers: `desirable` [N] says which answer
     was accepted. Returns the weighted loss per answer (in input order) and the rewards
     β·log(π/π_ref) of the desirable and of the undesirable answers."""
+    import torch
+
     ratio = policy - ref
     desirable = desirable.bool()
     losses = torch.where(desirable, desirable_weight * (1 - torch.sigmoid(beta * (ratio - kl))),
@@ -154,29 +171,52 @@ class PairLogps:
         return self.chosen / self.chosen_lengths.clamp(min=1), self.rejected / self.rejected_lengths.clamp(min=1)
 
 
-# The one table of paired losses: a new loss is a function above and one line here.
-LOSSES: dict[str, Callable[[PreferenceLossConfig, PairLogps], Rewarded]] = {
-    "dpo": lambda c, x: dpo_loss(x.chosen, x.rejected, x.ref_chosen, x.ref_rejected, c.beta, c.label_smoothing),
-    "ipo": lambda c, x: ipo_loss(x.chosen, x.rejected, x.ref_chosen, x.ref_rejected, c.beta,
-                                 x.chosen_lengths, x.rejected_lengths),
-    "hinge": lambda c, x: hinge_loss(x.chosen, x.rejected, x.ref_chosen, x.ref_rejected, c.beta),
-    "slic": lambda c, x: slic_loss(x.chosen, x.rejected, x.chosen_nll, c.delta, c.lam),
-    "simpo": lambda c, x: simpo_loss(*x.means(), c.beta, c.gamma),
-    "orpo": lambda c, x: orpo_loss(*x.means(), c.beta),
-    "sft": lambda c, x: chosen_nll_loss(x.chosen, x.rejected, x.chosen_lengths),
+@dataclass(frozen=True)
+class Loss:
+    """A row of `LOSSES`: how the loss is computed from the batch's log-probs (None: it trains
+    on unpaired answers, in `train.unpaired`), whether it reads a reference model's log-probs
+    (computed once before training), and the settings only it reads (the config refuses them
+    for another loss)."""
+
+    compute: Callable[[LossSettings, PairLogps], Rewarded] | None
+    reference: bool = True
+    settings: tuple[str, ...] = ()
+    note: str = ""  # shown after its name in the config reference
+
+    @property
+    def paired(self) -> bool:
+        return self.compute is not None
+
+
+# The one table of losses: a new loss is a function above and one line here; the config's
+# `align.loss.kind` is validated against it.
+LOSSES: dict[str, Loss] = {
+    "dpo": Loss(lambda c, x: dpo_loss(x.chosen, x.rejected, x.ref_chosen, x.ref_rejected, c.beta,
+                                      c.label_smoothing), settings=("label_smoothing",)),
+    "ipo": Loss(lambda c, x: ipo_loss(x.chosen, x.rejected, x.ref_chosen, x.ref_rejected, c.beta,
+                                      x.chosen_lengths, x.rejected_lengths)),
+    "hinge": Loss(lambda c, x: hinge_loss(x.chosen, x.rejected, x.ref_chosen, x.ref_rejected, c.beta)),
+    "slic": Loss(lambda c, x: slic_loss(x.chosen, x.rejected, x.chosen_nll, c.delta, c.lam),
+                 reference=False, settings=("delta", "lam")),
+    "simpo": Loss(lambda c, x: simpo_loss(*x.means(), c.beta, c.gamma), reference=False, settings=("gamma",)),
+    "orpo": Loss(lambda c, x: orpo_loss(*x.means(), c.beta), reference=False),
+    "kto": Loss(None, settings=("desirable_weight", "undesirable_weight"), note="unpaired"),
+    "sft": Loss(lambda c, x: chosen_nll_loss(x.chosen, x.rejected, x.chosen_lengths), reference=False,
+                note="continued SFT on the chosen answers: the baseline"),
 }
 
 
-def preference_loss(cfg: PreferenceLossConfig, policy_chosen: Tensor, policy_rejected: Tensor,
+def preference_loss(cfg: LossSettings, policy_chosen: Tensor, policy_rejected: Tensor,
                     ref_chosen: Tensor | None = None, ref_rejected: Tensor | None = None,
                     chosen_nll: Tensor | None = None, *, chosen_lengths: Tensor | None = None,
                     rejected_lengths: Tensor | None = None) -> Rewarded:
     """The paired loss `cfg.kind` names, per pair, with the chosen and rejected rewards."""
-    if cfg.kind not in LOSSES:
+    loss = LOSSES[cfg.kind]
+    if loss.compute is None:
         raise ValueError(f"{cfg.kind} is not a paired loss: it trains on unpaired answers "
                          f"(train.unpaired), not on (chosen, rejected) pairs")
-    if cfg.kind not in REFERENCE_FREE and (ref_chosen is None or ref_rejected is None):
+    if loss.reference and (ref_chosen is None or ref_rejected is None):
         raise ValueError(f"the {cfg.kind} loss needs reference log-probabilities "
                          f"(compute them once with train.preference.precompute_reference_logps)")
-    return LOSSES[cfg.kind](cfg, PairLogps(policy_chosen, policy_rejected, ref_chosen, ref_rejected,
-                                           chosen_nll, chosen_lengths, rejected_lengths))
+    return loss.compute(cfg, PairLogps(policy_chosen, policy_rejected, ref_chosen, ref_rejected,
+                                       chosen_nll, chosen_lengths, rejected_lengths))

@@ -10,7 +10,8 @@
             loss, metrics = loss_fn(model, batch)
 
 A pair is rendered with the student's chat template: the prompt messages with the generation
-prompt, then the answer's tokens, with labels on the answer tokens only. A batch of B pairs is
+prompt, then the answer's tokens, with labels on the answer tokens only; the tokens are
+`alignlab.chat_format.prompt_and_answer`'s, the same SFT trains for that conversation. A batch of B pairs is
 one forward pass over 2B rows (chosen rows first, then rejected), right-padded.
 
 The reference log-probabilities are computed **once**, before training, and stored in each
@@ -31,10 +32,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from alignlab.chat_format import prompt_and_answer
 from alignlab.errors import AlignlabError
 from alignlab.progress import progress_bar
-from alignlab.records import Message, Pair
-from alignlab.train.losses import PreferenceLossConfig, preference_loss
+from alignlab.records import Pair
+from alignlab.train.config import PreferenceLossConfig
+from alignlab.train.losses import preference_loss
 
 IGNORE = -100
 Batch = dict[str, torch.Tensor]
@@ -52,15 +55,6 @@ class TokenizedPair:
 
 # ---------------------------------------------------------------- tokenisation
 
-def answer_ids(tokenizer: Any, prompt: list[Message], answer: list[Message], prompt_text: str,
-                pair_id: str) -> list[int]:
-    full = tokenizer.apply_chat_template(prompt + answer, tokenize=False)
-    if not full.startswith(prompt_text):
-        raise AlignlabError(f"pair {pair_id}: the chat template does not render the prompt as a prefix "
-                            f"of prompt + answer, so the answer tokens cannot be told apart")
-    return tokenizer(full[len(prompt_text):], add_special_tokens=False).input_ids
-
-
 def fit_to_length(prompt_ids: list[int], answers: list[list[int]], max_length: int
                   ) -> tuple[list[int], list[list[int]]]:
     """Fit prompt + the longest answer into `max_length` by keeping the end of the prompt and
@@ -74,19 +68,12 @@ def fit_to_length(prompt_ids: list[int], answers: list[list[int]], max_length: i
     return prompt_ids, [a[:answer_budget] for a in answers]
 
 
-def render_prompt(tokenizer: Any, prompt: list[Message]) -> tuple[str, list[int]]:
-    """The prompt with the generation prompt, as text and as token ids."""
-    prompt_text = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
-    # The rendered template already carries any special tokens the model expects.
-    return prompt_text, tokenizer(prompt_text, add_special_tokens=False).input_ids
-
-
 def tokenize_pair(tokenizer: Any, pair: Pair, max_length: int = 1024) -> TokenizedPair:
     """Render with the chat template; fit into `max_length` (`fit_to_length`), the same prompt
     for chosen and rejected."""
-    prompt_text, prompt_ids = render_prompt(tokenizer, pair.prompt)
-    chosen = answer_ids(tokenizer, pair.prompt, pair.chosen, prompt_text, pair.id)
-    rejected = answer_ids(tokenizer, pair.prompt, pair.rejected, prompt_text, pair.id)
+    # The prompt's tokens end where the answer begins, so they are the same for both answers.
+    prompt_ids, chosen = prompt_and_answer(tokenizer, pair.prompt, pair.chosen, f"pair {pair.id}")
+    _, rejected = prompt_and_answer(tokenizer, pair.prompt, pair.rejected, f"pair {pair.id}")
     prompt_ids, (chosen, rejected) = fit_to_length(prompt_ids, [chosen, rejected], max_length)
     return TokenizedPair(pair.id, prompt_ids, chosen, rejected, pair.metadata)
 

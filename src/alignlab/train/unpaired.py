@@ -28,11 +28,13 @@ from typing import Any
 
 import torch
 
+from alignlab.chat_format import prompt_and_answer
 from alignlab.errors import AlignlabError
 from alignlab.records import Pair, Sample, stable_id
-from alignlab.train.losses import PreferenceLossConfig, kto_kl, kto_loss
+from alignlab.train.config import PreferenceLossConfig
+from alignlab.train.losses import kto_kl, kto_loss
 from alignlab.train.preference import (
-    Batch, LossFn, answer_ids, collate_rows, fit_to_length, render_prompt, row_logps, sequence_logps,
+    Batch, LossFn, collate_rows, fit_to_length, row_logps, sequence_logps,
 )
 
 JUDGE_REJECT_REASONS = ("low_quality",)  # curate's verdict when the judge's score is too low
@@ -104,9 +106,8 @@ def tokenize_unpaired(tokenizer: Any, answers: Sequence[Sample], max_length: int
     rendered = []
     for s in ordered:
         prompt = [m for m in s.messages if m["role"] != "assistant"]
-        text, prompt_ids = render_prompt(tokenizer, prompt)
         answer = [m for m in s.messages if m["role"] == "assistant"]
-        rendered.append((prompt_ids, answer_ids(tokenizer, prompt, answer, text, s.id)))
+        rendered.append(prompt_and_answer(tokenizer, prompt, answer, f"answer {s.id}"))
     out = []
     for k, s in enumerate(ordered):
         prompt_ids, (answer, kl_answer) = fit_to_length(rendered[k][0], [rendered[k][1], rendered[k - 1][1]],
