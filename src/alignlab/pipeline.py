@@ -34,6 +34,8 @@ from alignlab.config import Config
 from alignlab.errors import AlignlabError, ConfigError
 from alignlab.llm import release_local_backends
 from alignlab.llm.types import Backend
+from alignlab.stage_summaries import (say_align, say_curate, say_evaluation, say_generate, say_mix, say_pairs,
+                                     say_report, say_train, say_validate)
 
 
 @dataclass(frozen=True)
@@ -125,75 +127,6 @@ def _report(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     return {"counts": {"report": str(path)}}
 
 
-# ------------------------------------------------------------------ summaries
-
-
-def _say_validate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
-    from alignlab.taxonomy.validate import plural
-
-    c = manifest["counts"]
-    warnings = f", {plural(c['warnings'], 'warning')}" if c.get("warnings") else ""
-    console.print(f"taxonomy: {plural(c['leaves'], 'leaf', 'leaves')} valid ({c['kinds']}){warnings}",
-                  highlight=False)
-
-
-def _say_generate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
-    from alignlab.sdg.stage import print_summary
-
-    print_summary(console, cfg, manifest)
-
-
-def _say_curate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
-    from alignlab.curate.funnel import empty_explanation, funnel_tables
-
-    for table in funnel_tables(manifest["counts"]):
-        console.print(table)
-    # Nothing to train on is the end of the run: mix and every stage after it need samples.
-    if explanation := empty_explanation(manifest["counts"]):
-        raise AlignlabError(f"curate: {explanation}")
-
-
-def _say_mix(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
-    from alignlab.mix import instructlab
-    from alignlab.mix.stage import summary_tables
-
-    for table in summary_tables(manifest["counts"]):
-        console.print(table)
-    for warning in manifest["counts"]["warnings"]:
-        console.print(f"[yellow]warning:[/] {warning}", highlight=False)
-    if files := manifest["counts"].get("instructlab_files"):
-        console.print(f"for InstructLab's training: {cfg.run_dir.path / 'mix' / instructlab.FOLDER}/ "
-                      f"({', '.join(files)})", highlight=False)
-
-
-def _say_train(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
-    from alignlab.train.phases import summary_table
-
-    console.print(summary_table(manifest))
-
-
-def _say_pairs(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
-    from alignlab.pairs.stage import print_summary
-
-    print_summary(console, cfg, manifest)
-
-
-def _say_align(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
-    from alignlab.train.align import print_summary
-
-    print_summary(console, cfg, manifest)
-
-
-def _say_evaluation(console: Console, cfg: Config, summary: dict[str, Any]) -> None:
-    from alignlab.evaluate.progression import print_evaluation
-
-    print_evaluation(console, cfg, summary)
-
-
-def _say_report(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
-    console.print(f"report: {manifest['counts']['report']}", highlight=False)
-
-
 # ------------------------------------------------------------------ the table
 
 
@@ -215,27 +148,27 @@ def _in(stage: str, *files: str) -> tuple[str, ...]:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("validate", _validate, _say_validate, "check the taxonomy"),
-    Stage("generate", _generate, _say_generate, "synthetic data from the teacher",
+    Stage("validate", _validate, say_validate, "check the taxonomy"),
+    Stage("generate", _generate, say_generate, "synthetic data from the teacher",
           writes=_in("generate", SAMPLES, REJECTS, CHUNKS)),
-    Stage("curate", _curate, _say_curate, "filter and select",
+    Stage("curate", _curate, say_curate, "filter and select",
           reads=_in("generate", SAMPLES), writes=_in("curate", SAMPLES, REJECTS, COUNTS)),
-    Stage("mix", _mix, _say_mix, "phase datasets with replay",
+    Stage("mix", _mix, say_mix, "phase datasets with replay",
           reads=_in("curate", SAMPLES), writes=_in("mix", phase_file("<phase>"), MIX_SUMMARY)),
-    Stage("train", _train, _say_train, "supervised training in phases",
+    Stage("train", _train, say_train, "supervised training in phases",
           reads=_in("mix", phase_file("<phase>")), writes=_in("train", f"<phase>/{SELECTED}")),
-    Stage("eval", _eval, _say_evaluation, "before/after each phase",
+    Stage("eval", _eval, say_evaluation, "before/after each phase",
           reads=_in("train", f"<phase>/{SELECTED}"), writes=_in("eval", EVAL_SFT, "<label>/results.json")),
-    Stage("pairs", _pairs, _say_pairs, "preference pairs from a model ladder",
+    Stage("pairs", _pairs, say_pairs, "preference pairs from a model ladder",
           reads=(*_in("curate", SAMPLES), *_in("train", f"<phase>/{SELECTED}")),
           writes=_in("pairs", PAIRS, HELDOUT_PAIRS, REJECTS, COUNTS)),
-    Stage("align", _align, _say_align, "contrastive post-training",
+    Stage("align", _align, say_align, "contrastive post-training",
           reads=(*_in("pairs", PAIRS, HELDOUT_PAIRS), *_in("train", f"<phase>/{SELECTED}")),
           writes=_in("align", SELECTED)),
-    Stage("eval-aligned", _eval_aligned, _say_evaluation, "base -> SFT -> aligned",
+    Stage("eval-aligned", _eval_aligned, say_evaluation, "base -> SFT -> aligned",
           reads=(*_in("train", f"<phase>/{SELECTED}"), *_in("align", SELECTED)),
           writes=_in("eval", EVAL_ALIGNED, "<label>/results.json")),
-    Stage("report", _report, _say_report, "one HTML page",
+    Stage("report", _report, say_report, "one HTML page",
           reads=(*_in("generate", SAMPLES, REJECTS), *_in("curate", REJECTS, COUNTS), *_in("mix", MIX_SUMMARY),
                  *_in("eval", EVAL_SFT, EVAL_ALIGNED), *_in("pairs", PAIRS)),
           writes=(REPORT,)),
