@@ -11,6 +11,7 @@ import pytest
 from rich.console import Console
 
 from alignlab.config import load_config
+from alignlab.curate.stage import curate
 from alignlab.errors import AlignlabError
 from alignlab.llm.cache import CachedBackend, RequestCache
 from alignlab.llm.scripted import ScriptedBackend
@@ -188,3 +189,17 @@ def test_the_stage_table_entry_takes_the_leaf_glob_and_ready_backends(tmp_path):
     manifest = run_stage(cfg, "generate", ctx).manifest
     assert scripted.seen and set(manifest["counts"]["by_leaf"]) == {
         "compositional_skills/writing/product_descriptions", "compositional_skills/reading/fact_extraction"}
+
+
+def test_a_generate_stopped_midway_leaves_no_finished_manifest_for_curate_to_trust(tmp_path):
+    config = workspace(tmp_path)
+    run(config, ScriptedTeacher())
+    changed = json.loads(config.read_text())
+    changed["generate"]["samples_per_seed"] = 3  # other settings: generate must run again
+    config.write_text(json.dumps(changed))
+    with pytest.raises(KeyboardInterrupt):
+        run(config, ScriptedTeacher(interrupt_after=5))
+    cfg = load_config(config)
+    assert (cfg.run_dir.path / "generate" / "samples.jsonl").is_file()  # the last outputs stay...
+    with pytest.raises(AlignlabError, match="stage 'generate' has not finished"):
+        curate(cfg)  # ...but are not handed on as the outputs of these settings

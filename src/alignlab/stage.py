@@ -51,7 +51,13 @@ def start_stage(cfg: Config, name: str, *, settings: dict[str, Any], inputs: dic
     stage_dir = cfg.run_dir.stage(name)
     fp = fingerprint({"stage": name, "settings": settings, "inputs": inputs,
                       "code": stage_code_version(*code)})
-    return StageRun(cfg=cfg, dir=stage_dir, fingerprint=fp, inputs=inputs, settings=settings)
+    run = StageRun(cfg=cfg, dir=stage_dir, fingerprint=fp, inputs=inputs, settings=settings)
+    # A stage about to run with other inputs no longer holds what its last manifest says: forget
+    # that it finished, so a run stopped midway (Ctrl-C, a crash) leaves later stages told "has
+    # not finished", never handed the previous run's outputs as current.
+    if run.manifest is not None and not run.done:
+        stage_dir.invalidate()
+    return run
 
 
 def finished_stage(cfg: Config, name: str) -> StageDir:
