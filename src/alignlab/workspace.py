@@ -23,7 +23,10 @@ def create_workspace(folder: str | Path, force: bool = False) -> list[Path]:
     text = (STARTER / "alignlab.yaml").read_text(encoding="utf-8")
     name = re.sub(r"[^A-Za-z0-9._-]+", "-", folder.resolve().name).strip("-.") or "default"
     config.write_text(re.sub(r"(?m)^name: .*$", f"name: {name}", text, count=1), encoding="utf-8")
-    if taxonomy.exists():
-        shutil.rmtree(taxonomy)
-    shutil.copytree(STARTER / "taxonomy", taxonomy, ignore=shutil.ignore_patterns("__pycache__"))
-    return [config, *sorted(p for p in taxonomy.rglob("*") if p.is_file())]
+    # --force overwrites the starter's own files and nothing else: leaves the user wrote (and a
+    # cloned taxonomy's .git) stay where they are.
+    written = shutil.copytree(STARTER / "taxonomy", taxonomy, dirs_exist_ok=True,
+                              ignore=shutil.ignore_patterns("__pycache__"))
+    starter = STARTER / "taxonomy"
+    return [config, *sorted(written / p.relative_to(starter) for p in starter.rglob("*")
+                            if p.is_file() and "__pycache__" not in p.parts)]
