@@ -121,6 +121,8 @@ def fault_app(script: Script, key: str | None = None) -> FastAPI:
             step = script.plan[prompt].pop(0) if script.plan.get(prompt) else "ok"
             if step == "500":
                 return JSONResponse({"error": {"message": "boom"}}, status_code=500)
+            if step == "501":  # what a plain file server answers a POST
+                return JSONResponse({"error": {"message": "Unsupported method ('POST')"}}, status_code=501)
             if step == "429":
                 return JSONResponse({"error": {"message": "slow down"}}, status_code=429,
                                     headers={"Retry-After": "0.3"})
@@ -210,6 +212,15 @@ def test_context_length_and_other_4xx_are_not_retried():
     assert long.error.startswith("context length exceeded") and "maximum context length" in long.error
     assert odd.error and "HTTP 400" in odd.error and fine.ok
     assert script.seen == {"long": 1, "odd": 1, "fine": 1}
+
+
+def test_501_not_implemented_is_not_retried_and_says_what_to_check():
+    script = Script({"post": ["501"] * 10})
+    with running_server(fault_app(script)) as url:
+        backend = OpenAIBackend(f"openai:{url}/v1#m", BackendSettings(**FAST | {"max_retries": 5}))
+        [post] = backend.generate(ask("post"))
+    assert not post.ok and "HTTP 501" in post.error and "OpenAI-compatible" in post.error
+    assert script.seen["post"] == 1
 
 
 def test_echo_falls_back_to_one_token_when_zero_is_refused():

@@ -67,6 +67,10 @@ PROBE_TIMEOUT = 5.0
 PROBE_EVERY = 30.0  # seconds; a server that answered recently is not probed again
 
 
+# 501 Not Implemented, 505 HTTP Version Not Supported: a 5xx that no retry turns into an answer.
+NOT_SERVED = frozenset({501, 505})
+
+
 @dataclass
 class _Session:
     http: HttpTransport
@@ -202,6 +206,9 @@ class OpenAIBackend:
                         return data, None, status
                 else:
                     reason = self._redact(error_text(answer))
+                    if status in NOT_SERVED:  # permanent: asking again cannot help
+                        return None, (f"{url}: HTTP {status}: {reason} (the server does not serve this "
+                                      f"endpoint: is it an OpenAI-compatible API?)"), status
                     if status != 429 and status < 500:
                         if "context length" in reason.lower() or "context_length" in reason.lower():
                             return None, f"context length exceeded ({url}: HTTP {status}: {reason})", status
