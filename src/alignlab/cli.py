@@ -36,6 +36,12 @@ def main() -> None:
     except AlignlabError as e:
         err_console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
         sys.exit(1)
+    except SystemExit as e:  # typer turns Ctrl-C into exit status 130, silently
+        if e.code == 130:
+            err_console.print("[yellow]interrupted:[/] what had finished is kept (finished stages, the teacher's "
+                              "answers in the request cache, training checkpoints); run the same command "
+                              "again to go on from there", highlight=False, soft_wrap=True)
+        raise
 
 
 # ------------------------------------------------------------------ taxonomy
