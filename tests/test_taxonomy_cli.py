@@ -28,6 +28,17 @@ def test_validate_defaults_to_taxonomy_in_the_working_directory(tmp_path, monkey
     assert result.output.strip() == "2 leaves valid: 1 freeform skill, 1 grounded skill"
 
 
+def test_without_a_folder_the_taxonomy_commands_read_the_one_alignlab_yaml_names(tmp_path, monkeypatch):
+    shutil.copytree(DATA / "valid" / "compositional_skills", tmp_path / "tax2" / "compositional_skills")
+    (tmp_path / "alignlab.yaml").write_text("taxonomy: tax2\n")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["taxonomy", "validate", "--no-documents"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "2 leaves valid: 1 freeform skill, 1 grounded skill"
+    shown = runner.invoke(app, ["taxonomy", "show"])
+    assert shown.exit_code == 0 and "tax2" in shown.output and "2 leaves" in shown.output, shown.output
+
+
 def test_validate_a_broken_tree_exits_1_with_one_line_per_problem(tmp_path, monkeypatch):
     shutil.copytree(DATA / "broken", tmp_path / "taxonomy")
     monkeypatch.chdir(tmp_path)

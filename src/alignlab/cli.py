@@ -46,12 +46,26 @@ def main() -> None:
 
 # ------------------------------------------------------------------ taxonomy
 
-TaxonomyArg = Annotated[Path, typer.Argument(help="taxonomy folder (holding knowledge/, compositional_skills/)")]
+TaxonomyArg = Annotated[Path | None, typer.Argument(
+    help="taxonomy folder (holding knowledge/, compositional_skills/); default: `taxonomy:` of "
+         "./alignlab.yaml, else ./taxonomy", show_default=False)]
+WORKSPACE_CONFIG = Path("alignlab.yaml")
+
+
+def taxonomy_folder(path: Path | None) -> Path:
+    """The folder given, else the one the workspace's config names, else ./taxonomy."""
+    if path is not None:
+        return path
+    if WORKSPACE_CONFIG.is_file():
+        from alignlab.config import load_config
+
+        return load_config(WORKSPACE_CONFIG).taxonomy_path
+    return Path("taxonomy")
 
 
 @taxonomy_app.command("validate")
 def taxonomy_validate(
-        path: TaxonomyArg = Path("taxonomy"),
+        path: TaxonomyArg = None,
         teacher: Annotated[str | None, typer.Option(
             help="model spec of the teacher whose context bounds a seed's length "
                  "(default: models.teacher of ./alignlab.yaml, else the embedded model)")] = None,
@@ -67,7 +81,8 @@ def taxonomy_validate(
     from alignlab.taxonomy import check_taxonomy
     from alignlab.taxonomy.validate import count_kinds, count_problems, plural, remote_leaves, seed_limit
 
-    budget = seed_limit(teacher, max_seed_tokens, Path("alignlab.yaml"))
+    path = taxonomy_folder(path)
+    budget = seed_limit(teacher, max_seed_tokens, WORKSPACE_CONFIG)
     leaves, problems = check_taxonomy(path, max_seed_tokens=budget, check_documents=documents, offline=offline)
     if strict:
         problems = [p.as_error() for p in problems]
@@ -89,12 +104,13 @@ def taxonomy_validate(
 
 
 @taxonomy_app.command("show")
-def taxonomy_show(path: TaxonomyArg = Path("taxonomy")) -> None:
+def taxonomy_show(path: TaxonomyArg = None) -> None:
     """Print the tree with each leaf's kind and seed counts."""
     from alignlab.taxonomy import scan_taxonomy
     from alignlab.taxonomy.show import taxonomy_tree
     from alignlab.taxonomy.validate import count_kinds, count_problems, plural
 
+    path = taxonomy_folder(path)
     leaves, problems = scan_taxonomy(path)
     console.print(taxonomy_tree(path, leaves, problems))
     note = f"; {count_problems(problems)}, run `alignlab taxonomy validate`" if problems else ""
@@ -103,14 +119,14 @@ def taxonomy_show(path: TaxonomyArg = Path("taxonomy")) -> None:
 
 @taxonomy_app.command("diff")
 def taxonomy_diff(
-        path: TaxonomyArg = Path("taxonomy"),
+        path: TaxonomyArg = None,
         base: Annotated[str, typer.Option(help="git ref to compare against, or 'empty' for every leaf")] = "origin/main"
 ) -> None:
     """List the leaves added, modified, deleted or untracked since BASE."""
     from alignlab.taxonomy import diff_taxonomy
     from alignlab.taxonomy.validate import plural
 
-    diff = diff_taxonomy(path, base)
+    diff = diff_taxonomy(taxonomy_folder(path), base)
     for change in diff.changes:
         note = " (uncommitted)" if change.uncommitted and change.status != "untracked" else ""
         console.print(f"{change.status:<10} {change.path}{note}", markup=False, highlight=False)
