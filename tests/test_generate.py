@@ -12,6 +12,8 @@ from rich.console import Console
 
 from alignlab.config import load_config
 from alignlab.curate.stage import curate
+from alignlab.stage import finished_stage
+from alignlab.stage_summaries import say_curate
 from alignlab.errors import AlignlabError
 from alignlab.llm.cache import CachedBackend, RequestCache
 from alignlab.llm.scripted import ScriptedBackend
@@ -145,6 +147,12 @@ def test_all_rejected_leaf_gives_a_clear_summary_and_valid_empty_output(tmp_path
     text = console.export_text()
     assert "compositional_skills/writing/product_descriptions: every candidate was rejected" in text
     assert "low_question" in text
+    # a --leaf run says its outputs hold those leaves alone, there and again under curate
+    assert "generate ran on --leaf 'compositional_skills/*' alone: its outputs hold those 2 leaves" in text
+    curate(cfg)
+    console = Console(record=True, width=300)
+    say_curate(console, cfg, finished_stage(cfg, "curate").manifest())
+    assert "generate ran on --leaf 'compositional_skills/*' alone" in console.export_text()
 
 
 def test_invalid_taxonomy_stops_before_any_teacher_call(tmp_path):

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
+from alignlab.store import StageDir
 
 
 def say_validate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
@@ -31,8 +32,12 @@ def say_generate(console: Console, cfg: Config, manifest: dict[str, Any]) -> Non
 def say_curate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
     from alignlab.curate.funnel import empty_explanation, funnel_tables
 
+    from alignlab.sdg.stage import leaf_subset_note
+
     for table in funnel_tables(manifest["counts"]):
         console.print(table)
+    if note := leaf_subset_note(StageDir(cfg.run_dir.path / "generate", "generate").manifest()):
+        console.print(f"[yellow]{note}[/]", highlight=False)
     # Nothing to train on is the end of the run: mix and every stage after it need samples.
     if explanation := empty_explanation(manifest["counts"]):
         raise AlignlabError(f"curate: {explanation}")

@@ -284,3 +284,17 @@ def print_summary(console: Console, cfg: Config, manifest: dict[str, Any]) -> No
     if sent is not None:  # in the terms of `generate --dry-run`, measured at the backends
         console.print(f"sent to the teacher and judge: {traffic_line(sent, cfg.backend.price_per_million_tokens)}",
                       highlight=False)
+    if note := leaf_subset_note(manifest):
+        console.print(f"[yellow]{note}[/]", highlight=False)
+
+
+def leaf_subset_note(manifest: dict[str, Any] | None) -> str | None:
+    """Said when generate ran on `--leaf` alone: its outputs replace the last run's, so every
+    later stage sees those leaves and no other."""
+    pattern = ((manifest or {}).get("config") or {}).get("leaf_pattern")
+    if not pattern:
+        return None
+    leaves = len(manifest["counts"]["by_leaf"])
+    return (f"generate ran on --leaf {pattern!r} alone: its outputs hold those {leaves} leaves and no other, "
+            f"and curate, mix and training see only them; a plain `alignlab generate` covers every leaf "
+            f"(answers already given come from the request cache)")
