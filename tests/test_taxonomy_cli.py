@@ -86,3 +86,12 @@ def test_a_missing_folder_is_a_user_error(tmp_path):
     assert result.exit_code == 1
     assert isinstance(result.exception, TaxonomyError)
     assert "not found" in str(result.exception)
+
+
+def test_one_leaf_or_its_qna_yaml_validates_as_part_of_its_taxonomy(tmp_path):
+    shutil.copytree(DATA / "valid", tmp_path / "taxonomy")
+    leaf = sorted((tmp_path / "taxonomy" / "compositional_skills").rglob("qna.yaml"))[0].parent
+    for given in (leaf, leaf / "qna.yaml", tmp_path / "taxonomy" / "compositional_skills"):
+        result = runner.invoke(app, ["taxonomy", "validate", str(given), "--strict", "--no-documents"])
+        assert result.exit_code == 0 and "not a taxonomy folder" not in result.output, (given, result.output)
+        assert "valid: " in result.output

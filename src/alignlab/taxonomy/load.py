@@ -36,13 +36,26 @@ def find_qna_files(root: str | Path) -> list[Path]:
                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
+def within_taxonomy(path: Path) -> tuple[Path, Path]:
+    """(the taxonomy's root, the part of it to read). A leaf's folder, its qna.yaml or any folder
+    below knowledge/ or compositional_skills/ is read as that part of its taxonomy, so each leaf
+    keeps its tree (which decides its schema) and its name."""
+    part = path.parent if path.name == QNA and path.is_file() else path
+    if part.is_dir() and not any((part / folder).is_dir() for folder in KIND_FOLDERS):
+        absolute = part.absolute()
+        for i in range(len(absolute.parts) - 1, 0, -1):
+            if absolute.parts[i] in KIND_FOLDERS:
+                return Path(*absolute.parts[:i]), absolute
+    return part, part
+
+
 def scan_taxonomy(root: str | Path, *, max_seed_tokens: int | checks.SeedBudget | None = checks.DEFAULT_SEED_BUDGET,
                   count_tokens: checks.TokenCounter | None = None) -> tuple[list[Leaf], list[Problem]]:
     """Read every leaf: the ones InstructLab accepts, and every problem (error or warning) in any."""
-    root = Path(root)
-    files = find_qna_files(root)
+    root, part = within_taxonomy(Path(root))
+    files = find_qna_files(part)
     if not files:
-        raise TaxonomyError(f"no {QNA} files under {root}: a leaf is a folder holding a {QNA}")
+        raise TaxonomyError(f"no {QNA} files under {part}: a leaf is a folder holding a {QNA}")
     leaves, problems = [], []
     for qna_path in files:
         leaf, found = read_leaf(root, qna_path, max_seed_tokens=max_seed_tokens, count_tokens=count_tokens)
