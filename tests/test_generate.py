@@ -211,3 +211,34 @@ def test_a_generate_stopped_midway_leaves_no_finished_manifest_for_curate_to_tru
     assert (cfg.run_dir.path / "generate" / "samples.jsonl").is_file()  # the last outputs stay...
     with pytest.raises(AlignlabError, match="stage 'generate' has not finished"):
         curate(cfg)  # ...but are not handed on as the outputs of these settings
+
+
+class CutOffAnswers(ScriptedTeacher):
+    """Every reply written at the answer's budget stops at max_tokens, as a teacher that runs on."""
+
+    def generate(self, requests, on_done=None):
+        responses = super().generate(requests, on_done)
+        for request, response in zip(requests, responses):
+            if request.params.max_tokens == ANSWER_TOKENS:
+                for choice in response.choices:
+                    choice.finish_reason = "length"
+        return responses
+
+
+ANSWER_TOKENS = 150  # generate.max_new_tokens below: no question or verdict asks for this many
+
+
+def test_an_answer_cut_off_at_max_tokens_is_rejected_as_truncated_with_the_setting_to_raise(tmp_path):
+    config = workspace(tmp_path, max_new_tokens=ANSWER_TOKENS)
+    whole, _ = run(config, ScriptedTeacher())
+    cut, cfg = run(workspace(tmp_path / "cut", max_new_tokens=ANSWER_TOKENS), CutOffAnswers())
+    counts = cut["counts"]
+    generated = counts["samples"] - counts["chunk_samples"] - counts["seed_samples"]
+    assert whole["counts"]["samples"] > whole["counts"]["chunk_samples"] + whole["counts"]["seed_samples"]
+    assert generated == 0  # no answer that was cut off became a sample
+    rejects = [r for r in read_jsonl(cfg.run_dir.path / "generate" / "rejects.jsonl") if r["reason"] == "truncated"]
+    assert rejects and all(r["detail"]["max_tokens"] == ANSWER_TOKENS and r["record"]["raw"]["answer"]
+                           for r in rejects)
+    console = Console(record=True, width=300)
+    print_summary(console, cfg, cut)
+    assert "generate.max_new_tokens" in console.export_text()

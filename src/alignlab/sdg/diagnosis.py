@@ -51,7 +51,11 @@ def text_fallback_line(methods: dict[str, int]) -> str | None:
 
 
 def likely_cause(reason: str, server: dict[str, Any] | None) -> str | None:
-    """Why a whole leaf fell to `reason`, when a served teacher's rendering can explain it."""
+    """Why a whole leaf fell to `reason`: the setting that bounds answers, or a served teacher's
+    rendering."""
+    if reason == "truncated":
+        return ("likely cause: answers ran past generate.max_new_tokens and were cut off mid-text; "
+                "raise it, or ask for shorter answers in the leaf's seed examples")
     # Chatter instead of the asked-for text is unparseable, scores low, or is the same words
     # every time ("Sure! Here is one:"), which the novelty filter drops as too similar.
     if server is None or not (reason in ("unparseable", "too_similar") or reason.startswith("low_")):

@@ -59,6 +59,10 @@ def ask_step(ctx: GenContext, candidates: Sequence[Candidate], *, step: str, int
         c.templates.update(templates or {})
         if not response.ok:
             c.reject("teacher_error", step=step, error=response.error)
+        elif into == "answer" and response.choices[0].finish_reason == "length":
+            # An answer cut off at max_tokens would teach the student to stop mid-sentence.
+            c.raw[step] = response.text
+            c.reject("truncated", step=step, raw=response.text, max_tokens=params.max_tokens)
         else:
             c.raw[step] = response.text
             value = parse(response.text)
