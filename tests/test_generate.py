@@ -242,3 +242,19 @@ def test_an_answer_cut_off_at_max_tokens_is_rejected_as_truncated_with_the_setti
     console = Console(record=True, width=300)
     print_summary(console, cfg, cut)
     assert "generate.max_new_tokens" in console.export_text()
+
+
+def test_every_generator_records_its_prompts_as_12_character_hashes(tmp_path, tiny_model_dir):
+    config = workspace(tmp_path, samples_per_seed=1, max_new_tokens=8, max_question_tokens=8,
+                       magpie={"enabled": True, "count": 2})
+    settings = json.loads(config.read_text())
+    settings["models"] = {"teacher": str(tiny_model_dir)}  # MAGPIE needs a local teacher's template
+    config.write_text(json.dumps(settings))
+    cfg = load_config(config)
+    generate(cfg, leaf_pattern="compositional_skills/writing/*", console=Console(file=open("/dev/null", "w")))
+    out = cfg.run_dir.path / "generate"
+    rows = [s["metadata"] for s in read_jsonl(out / "samples.jsonl")]
+    rows += [r["record"]["metadata"] for r in read_jsonl(out / "rejects.jsonl")]
+    assert {m["generator"] for m in rows} >= {"magpie", "freeform"}
+    for m in rows:
+        assert m["templates"] and all(len(h) == 12 and int(h, 16) >= 0 for h in m["templates"].values()), m

@@ -8,6 +8,7 @@ it runs on local teachers (`enabled: auto`).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -27,6 +28,12 @@ def plan(count: int) -> list[Candidate]:
                       lineage={"sample_index": k}) for k in range(count)]
 
 
+def prefix_hash(prefix: str) -> str:
+    """The lineage entry of the prompt MAGPIE sends: the chat template's user-turn prefix,
+    hashed as every prompt template is, so a teacher with another template shows in the rows."""
+    return hashlib.sha256(prefix.encode()).hexdigest()[:12]
+
+
 def run(ctx: GenContext, candidates: Sequence[Candidate], leaves: Mapping[str, Any] | None = None) -> None:
     """MAGPIE candidates belong to no taxonomy leaf: `leaves` is not read."""
     if not candidates:
@@ -35,7 +42,7 @@ def run(ctx: GenContext, candidates: Sequence[Candidate], leaves: Mapping[str, A
     # Drawing instructions out of the template needs real diversity: sample at T >= 1.
     drawing = replace(questioning(ctx), stop=(), temperature=max(ctx.settings.temperature, 1.0))
     ask_step(ctx, candidates, step="question", into="question", parse=parse_question, params=drawing,
-             build=lambda c: {"prompt": prefix}, templates={"magpie": "chat-template-user-prefix"})
+             build=lambda c: {"prompt": prefix}, templates={"magpie": prefix_hash(prefix)})
     novelty_step(ctx, candidates, {})
     judge_step(ctx, candidates, "question", lambda c: {"task_description": TASK, "question": c.question,
                                                        "context": None})
