@@ -29,6 +29,7 @@ def user_text(request: Request) -> str:
 
 
 class FakeBackend:
+    parallel_width = 1
     def __init__(self, reply: Reply | None = None,
                  loglik: Callable[[ScoreRequest], float | tuple[float, int]] | None = None,
                  model_id: str = "fake-model"):

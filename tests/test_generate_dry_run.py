@@ -14,6 +14,8 @@ from typer.testing import CliRunner
 from alignlab.cli import app
 from alignlab.config import load_config
 from alignlab.llm.cache import CachedBackend, RequestCache
+from alignlab.llm.config import BackendSettings
+from alignlab.llm.openai_backend import OpenAIBackend
 from alignlab.llm.scripted import ScriptedBackend
 from alignlab.sdg.dry_run import KindTiming, Probe, dry_run, print_dry_run
 from alignlab.sdg.generators import generator
@@ -83,6 +85,18 @@ def test_probe_bypasses_the_request_cache_and_nothing_is_written(tmp_path):
     assert len(cache) == 0  # ...around the cache
     assert tree(tmp_path / "ws") == before and not cfg.run_dir.path.exists()
     assert planned.probe.estimate() is not None
+
+
+def test_each_kind_runs_as_wide_as_its_backend_declares_through_the_cache(tmp_path):
+    class EightAtOnce(ScriptedBackend):
+        parallel_width = 8
+
+    cfg = load_config(workspace(tmp_path))
+    cached = CachedBackend(EightAtOnce(), RequestCache(tmp_path / "cache.sqlite"))
+    kinds = dry_run(cfg, models=(cached, cached), probe_per_kind=1).probe.kinds
+    assert kinds and {k.width for k in kinds} == {8}
+    served = OpenAIBackend("openai:http://127.0.0.1:9/v1#m", BackendSettings(max_in_flight=5))
+    assert served.parallel_width == 5 and ScriptedBackend().parallel_width == 1
 
 
 def test_time_estimate_scales_each_kind_by_its_own_count_between_no_batching_and_free_batching():

@@ -20,6 +20,7 @@ def test_batched_and_one_by_one_give_the_same_greedy_text(tiny_backend):
     calls_before = tiny_backend.stats.calls
     batched = tiny_backend.generate(requests)
     assert tiny_backend.stats.calls == calls_before + 1  # one batch, not four
+    assert tiny_backend.parallel_width == tiny_backend.max_batch_size == 8  # what a dry run scales by
     single = [tiny_backend.generate([r])[0] for r in requests]
     assert [r.text for r in batched] == [r.text for r in single]
     assert all(r.choices[0].completion_tokens > 0 for r in batched)

@@ -120,6 +120,10 @@ class CachedBackend:
     def stats(self) -> BackendStats:
         return self.backend.stats
 
+    @property
+    def parallel_width(self) -> int:
+        return self.backend.parallel_width
+
     def __getattr__(self, name: str) -> Any:  # tokenizer, render_chat, ... of the wrapped backend
         return getattr(self.backend, name)
 

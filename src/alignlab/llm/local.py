@@ -57,6 +57,10 @@ class LocalBackend:
         self.eos_ids = _eos_ids(model, tokenizer)
         self.context_limit = getattr(model.config, "max_position_embeddings", None) or 1 << 30
 
+    @property
+    def parallel_width(self) -> int:
+        return self.max_batch_size
+
     @classmethod
     def from_spec(cls, spec: Any, settings: Any = None) -> LocalBackend:
         """Load the model a spec names, batching as `settings` (BackendSettings) says."""

@@ -108,6 +108,10 @@ class OpenAIBackend:
     def __repr__(self) -> str:
         return f"OpenAIBackend({self.model_id!r})"
 
+    @property
+    def parallel_width(self) -> int:
+        return self.settings.max_in_flight  # the ceiling: an overloaded server gets fewer
+
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}"} if self._key else {}
 

@@ -72,6 +72,8 @@ def scripted_reply(messages: Sequence[dict[str, str]] | None, prompt: str | None
 class ScriptedBackend:
     """The Backend protocol over `scripted_reply`; every sample request is recorded in `seen`."""
 
+    parallel_width = 1  # answers one request after another
+
     def __init__(self, model_id: str = "scripted", unparseable_every: int = 0):
         self.model_id = model_id
         self.stats = BackendStats()

@@ -169,6 +169,9 @@ OnDone = Callable[[int, Response], None]
 class Backend(Protocol):
     model_id: str  # identity for caching: the spec plus a fingerprint of the weights
     stats: BackendStats
+    # How many requests it works on at once: a local model's batch, a server's requests in
+    # flight. Callers that time or pace a run scale by it (the dry run's estimate).
+    parallel_width: int
 
     def generate(self, requests: Sequence[Request], on_done: OnDone | None = None) -> list[Response]:
         """Answer every request; `on_done(index, response)` fires as each one completes."""

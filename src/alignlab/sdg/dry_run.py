@@ -136,7 +136,7 @@ def probe(sample: ProbeSample) -> Probe:
     send theirs: a local model batches them together and a server has them in flight at once."""
     result = Probe()
     for kind in sample.kinds.values():
-        timing = KindTiming(kind.count, width=parallel_width(kind.model))
+        timing = KindTiming(kind.count, width=kind.model.parallel_width)
         if kind.sample:
             started = time.perf_counter()
             responses = kind.model.generate(kind.sample)
@@ -145,14 +145,6 @@ def probe(sample: ProbeSample) -> Probe:
             timing.failed = sum(not r.ok for r in responses)
         result.kinds.append(timing)
     return result
-
-
-def parallel_width(model: Any) -> int:
-    """How many requests of one kind the model works on at once in a real run: a local model's
-    batch, a server's requests in flight."""
-    if batch := getattr(model, "max_batch_size", None):
-        return batch
-    return getattr(getattr(model, "settings", None), "max_in_flight", None) or 1
 
 
 def print_dry_run(console: Console, cfg: Config, result: DryRun) -> None:

@@ -85,6 +85,10 @@ class PlanningBackend:
     def tokenizer(self) -> Any:
         return self.real.tokenizer
 
+    @property
+    def parallel_width(self) -> int:
+        return self.real.parallel_width
+
     def count_tokens(self, text: str) -> int:
         return self.real.count_tokens(text)
 
