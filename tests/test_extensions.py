@@ -73,17 +73,36 @@ def toy_run(ctx, candidates, leaves):
              build=lambda c: {"messages": ({"role": "user", "content": c.question},)})
 
 
-def test_a_generator_is_its_declaration_plus_one_line(monkeypatch):
-    monkeypatch.setitem(generators.GENERATORS, "toy", Generator("toy", toy_run, requests=2))
-    candidates = [Candidate(leaf="toy/leaf", leaf_kind="freeform_skill", generator="toy", order=(k,))
-                  for k in range(3)]
+def toy_plan(leaf, inputs):
+    return [Candidate(leaf=leaf.path, leaf_kind=leaf.kind, generator="toy", order=(k,)) for k in range(3)]
+
+
+def test_a_generator_is_its_declaration_plus_one_line(monkeypatch, tmp_path):
+    from test_generate import workspace
+
+    from alignlab.config import load_config
+    from alignlab.sdg.stage import leaf_documents, plan, select_leaves
+
+    monkeypatch.setitem(generators.GENERATORS, "toy", Generator("toy", toy_run, requests=2,
+                                                                leaf_kind="grounded_skill", plan=toy_plan))
+    cfg = load_config(workspace(tmp_path))
+    leaves = select_leaves(cfg, None)
     backend = ScriptedBackend("scripted")
+    planned = plan(cfg, leaves, leaf_documents(leaves)[0], backend.count_tokens).candidates
+    # generate's plan asks every listed generator: the toy plans each leaf of its kind, after
+    # the grounded generator listed before it, and the other generators plan as they did
+    grounded = [lf.path for lf in leaves if lf.kind == "grounded_skill"]
+    candidates = [c for c in planned if c.generator == "toy"]
+    assert grounded and [c.leaf for c in candidates] == [leaf for leaf in grounded for _ in range(3)]
+    in_leaf = [c.generator for c in planned if c.leaf == grounded[0]]
+    assert in_leaf == sorted(in_leaf, key=["grounded", "toy"].index) and set(in_leaf) == {"grounded", "toy"}
+    assert {c.generator for c in planned} == {"knowledge_qa", "freeform", "grounded", "toy"}
     with Progress(disable=True) as bar:
         tracker = GenerationProgress(bar, candidates)
-        assert bar.tasks[tracker.overall].total == 6  # 3 candidates x the 2 requests declared
+        assert bar.tasks[tracker.overall].total == 6 * len(grounded)  # 3 a leaf x the 2 requests declared
         ctx = GenContext(teacher=backend, judge=backend, settings=GenerateConfig(), progress=tracker)
         generators.run_generators(ctx, candidates, {})
-        assert bar.tasks[tracker.overall].completed == 6
+        assert bar.tasks[tracker.overall].completed == 6 * len(grounded)
     assert all(c.alive and c.answer for c in candidates)
 
 
@@ -155,7 +174,7 @@ def test_each_generator_declares_the_requests_a_surviving_candidate_sends(tmp_pa
     leaves = select_leaves(cfg, None)
     documents, _ = leaf_documents(leaves)
     backend = ScriptedBackend("scripted")
-    work = plan(cfg, leaves, documents, backend.count_tokens, with_magpie=False)
+    work = plan(cfg, leaves, documents, backend.count_tokens)  # the workspace has MAGPIE off
     with Progress(disable=True) as bar:
         tracker = GenerationProgress(bar, work.candidates)
         ctx = GenContext(teacher=backend, judge=backend, settings=cfg.generate, progress=tracker)

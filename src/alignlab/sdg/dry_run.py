@@ -27,7 +27,7 @@ from alignlab.config import Config
 from alignlab.llm.types import Backend
 from alignlab.sdg.generators import open_models, run_generators
 from alignlab.sdg.planner import PlanningBackend, ProbeSample
-from alignlab.sdg.stage import leaf_documents, leaf_windows, magpie_enabled, plan, select_leaves
+from alignlab.sdg.stage import leaf_documents, leaf_windows, plan, select_leaves
 from alignlab.sdg.steps import GenContext
 from alignlab.sdg.traffic import Traffic, distinct_models, sent_by, since, traffic_line
 
@@ -104,7 +104,7 @@ def dry_run(cfg: Config, *, leaf_pattern: str | None = None, probe_per_kind: int
     documents, failed = leaf_documents(leaves)
     leaves = [leaf for leaf in leaves if leaf.path not in failed]
     teacher, judge = models or open_models(cfg, cached=False)  # a cache would be a trace
-    work = plan(cfg, leaves, documents, teacher.count_tokens, magpie_enabled(cfg))
+    work = plan(cfg, leaves, documents, teacher.count_tokens)
     per_kind = PROBE_PER_KIND if probe_per_kind is None else probe_per_kind
     sample = ProbeSample(per_kind)
     # One planner per distinct model, so a teacher that is also the judge is counted once.

@@ -1,10 +1,11 @@
 """The generators, one line each in `GENERATORS`, and the one function that runs them all.
 
 A generator module declares itself with a `Generator` (`sdg.generator`): the name its
-candidates carry, its `run`, the requests a surviving candidate sends, and how the Ray engine
-may shard its candidates. A new generator is its module plus one line here. The local engine
-(`sdg.stage`) and the Ray engine (`sdg.ray_engine`) both run the generators through
-`run_generators`, so a shard runs exactly the code a whole run does.
+candidates carry, its `run`, the requests a surviving candidate sends, the leaves it plans
+candidates for and how, and how the Ray engine may shard its candidates. A new generator is
+its module plus one line here. Generate and its dry run plan through `plan_candidates`; the
+local engine (`sdg.stage`) and the Ray engine (`sdg.ray_engine`) both run the generators
+through `run_generators`, so a shard runs exactly the code a whole run does.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from alignlab.llm import open_backend
 from alignlab.llm.types import Backend
 from alignlab.sdg import knowledge, magpie, skills
 from alignlab.sdg.candidates import Candidate
-from alignlab.sdg.generator import Generator
+from alignlab.sdg.generator import Generator, PlanInputs
 from alignlab.sdg.steps import GenContext
 from alignlab.taxonomy.leaf import Leaf
 
@@ -35,6 +36,20 @@ def generator(name: str) -> Generator:
     except KeyError:
         raise KeyError(f"no generator {name!r}: declare it in its module and list it in "
                        f"alignlab.sdg.generators ({', '.join(GENERATORS)})") from None
+
+
+def plan_candidates(leaves: list[Leaf], inputs: PlanInputs) -> list[Candidate]:
+    """Every generator's candidates: leaf by leaf in taxonomy order, from the generators of
+    the leaf's kind in the order listed; then those of generators of no leaf."""
+    candidates: list[Candidate] = []
+    for leaf in leaves:
+        for g in GENERATORS.values():
+            if g.leaf_kind == leaf.kind:
+                candidates += g.plan(leaf, inputs)
+    for g in GENERATORS.values():
+        if g.leaf_kind is None:
+            candidates += g.plan(None, inputs)
+    return candidates
 
 
 def run_generators(ctx: GenContext, candidates: list[Candidate], leaves: dict[str, Leaf]) -> None:

@@ -14,20 +14,22 @@ from collections.abc import Sequence
 
 from alignlab.records import Sample, stable_id
 from alignlab.sdg.candidates import Candidate, parse_answer, parse_question
-from alignlab.sdg.generator import Generator
+from alignlab.sdg.generator import Generator, PlanInputs
 from alignlab.sdg.steps import (
     GenContext, answering, judge_step, novelty_step, questioning, teacher_step,
 )
 from alignlab.taxonomy.chunking import Chunk
-from alignlab.taxonomy.leaf import Leaf
+from alignlab.taxonomy.leaf import KNOWLEDGE, Leaf
 
 GENERATOR = "knowledge_qa"
 CHUNK_GENERATOR = "knowledge_chunk"
 SEED_GENERATOR = "knowledge_seed"
 
 
-def plan(leaf: Leaf, chunks: Sequence[Chunk], qa_per_chunk: int) -> list[Candidate]:
-    return [Candidate(leaf=leaf.path, leaf_kind="knowledge", generator=GENERATOR,
+def plan(leaf: Leaf, inputs: PlanInputs) -> list[Candidate]:
+    """`qa_per_chunk` candidates for every chunk of the leaf's documents."""
+    chunks, qa_per_chunk = inputs.chunks[leaf.path], inputs.cfg.generate.qa_per_chunk
+    return [Candidate(leaf=leaf.path, leaf_kind=KNOWLEDGE, generator=GENERATOR,
                       order=(chunk.source, chunk.index, k), context=chunk.text,
                       lineage={"chunk_id": chunk.id, "chunk_index": chunk.index,
                                "document": chunk.source, "sample_index": k, "leaf_version": leaf.version})
@@ -98,4 +100,4 @@ def shard(c: Candidate, chunks_per_shard: int) -> tuple:
 
 
 # question, standalone, answer, faithfulness, relevance
-DECLARATION = Generator(GENERATOR, run, requests=5, shard=shard)
+DECLARATION = Generator(GENERATOR, run, requests=5, leaf_kind=KNOWLEDGE, plan=plan, shard=shard)

@@ -11,21 +11,37 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alignlab.chat_format import user_turn_prefix
+from alignlab.errors import AlignlabError
 from alignlab.sdg.candidates import Candidate, parse_answer, parse_question
-from alignlab.sdg.generator import Generator
+from alignlab.sdg.generator import Generator, PlanInputs
 from alignlab.sdg.steps import GenContext, answering, ask_step, judge_step, novelty_step, questioning
+
+if TYPE_CHECKING:
+    from alignlab.config import Config
 
 LEAF = "general/magpie"
 GENERATOR = "magpie"
 TASK = "A request that a user might make of a helpful, general-purpose assistant."
 
 
-def plan(count: int) -> list[Candidate]:
+def enabled(cfg: Config) -> bool:
+    setting = cfg.generate.magpie.enabled
+    local = not cfg.models.teacher.startswith("openai:")
+    if setting is True and not local:
+        raise AlignlabError("generate.magpie needs the teacher's raw chat template, which a model behind "
+                            "an OpenAI-compatible server does not expose; set generate.magpie.enabled: false")
+    return bool(cfg.generate.magpie.count) and (setting is True or (setting == "auto" and local))
+
+
+def plan(leaf: None, inputs: PlanInputs) -> list[Candidate]:
+    """`magpie.count` candidates of no taxonomy leaf, when MAGPIE is enabled for this teacher."""
+    if not enabled(inputs.cfg):
+        return []
     return [Candidate(leaf=LEAF, leaf_kind="general", generator=GENERATOR, order=(k,),
-                      lineage={"sample_index": k}) for k in range(count)]
+                      lineage={"sample_index": k}) for k in range(inputs.cfg.generate.magpie.count)]
 
 
 def prefix_hash(prefix: str) -> str:
@@ -52,4 +68,4 @@ def run(ctx: GenContext, candidates: Sequence[Candidate], leaves: Mapping[str, A
 
 
 # question, question judge, answer, quality judge
-DECLARATION = Generator(GENERATOR, run, requests=4)
+DECLARATION = Generator(GENERATOR, run, requests=4, leaf_kind=None, plan=plan)

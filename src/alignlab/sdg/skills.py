@@ -13,17 +13,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from alignlab.sdg.candidates import Candidate, parse_answer, parse_context, parse_question
-from alignlab.sdg.generator import Generator
+from alignlab.sdg.generator import Generator, PlanInputs
 from alignlab.sdg.steps import (
     GenContext, answering, judge_step, novelty_step, questioning, sampling, teacher_step,
 )
-from alignlab.taxonomy.leaf import Leaf
+from alignlab.taxonomy.leaf import FREEFORM_SKILL, GROUNDED_SKILL, Leaf
 
 FREEFORM, GROUNDED = "freeform", "grounded"
 
 
-def plan(leaf: Leaf, samples_per_seed: int) -> list[Candidate]:
-    generator = GROUNDED if leaf.kind == "grounded_skill" else FREEFORM
+def plan(leaf: Leaf, inputs: PlanInputs) -> list[Candidate]:
+    """`samples_per_seed` new tasks per seed example, of the leaf's kind."""
+    generator = GROUNDED if leaf.kind == GROUNDED_SKILL else FREEFORM
+    samples_per_seed = inputs.cfg.generate.samples_per_seed
     return [Candidate(leaf=leaf.path, leaf_kind=leaf.kind, generator=generator, order=(seed.index, k),
                       lineage={"seed_index": seed.index, "sample_index": k, "leaf_version": leaf.version})
             for seed in leaf.seed_examples for k in range(samples_per_seed)]
@@ -77,5 +79,5 @@ def run(ctx: GenContext, candidates: Sequence[Candidate], leaves: dict[str, Leaf
 
 
 # question, question judge, answer, quality judge; grounded writes its context first.
-FREEFORM_DECLARATION = Generator(FREEFORM, run, requests=4)
-GROUNDED_DECLARATION = Generator(GROUNDED, run, requests=5)
+FREEFORM_DECLARATION = Generator(FREEFORM, run, requests=4, leaf_kind=FREEFORM_SKILL, plan=plan)
+GROUNDED_DECLARATION = Generator(GROUNDED, run, requests=5, leaf_kind=GROUNDED_SKILL, plan=plan)

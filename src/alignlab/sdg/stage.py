@@ -26,9 +26,10 @@ from alignlab.config import Config
 from alignlab.errors import AlignlabError
 from alignlab.llm.types import Backend
 from alignlab.progress import progress_bar
-from alignlab.sdg import knowledge, magpie, skills
+from alignlab.sdg import knowledge
 from alignlab.sdg.candidates import Candidate
-from alignlab.sdg.generators import open_models, run_generators
+from alignlab.sdg.generator import PlanInputs
+from alignlab.sdg.generators import open_models, plan_candidates, run_generators
 from alignlab.sdg.diagnosis import (
     count_judge_methods, likely_cause, server_findings, server_line, text_fallback_line,
 )
@@ -56,15 +57,6 @@ class Plan:
     candidates: list[Candidate]
 
 
-def magpie_enabled(cfg: Config) -> bool:
-    enabled = cfg.generate.magpie.enabled
-    local = not cfg.models.teacher.startswith("openai:")
-    if enabled is True and not local:
-        raise AlignlabError("generate.magpie needs the teacher's raw chat template, which a model behind "
-                            "an OpenAI-compatible server does not expose; set generate.magpie.enabled: false")
-    return bool(cfg.generate.magpie.count) and (enabled is True or (enabled == "auto" and local))
-
-
 def select_leaves(cfg: Config, pattern: str | None) -> list[Leaf]:
     leaves = load_taxonomy(cfg.taxonomy_path)  # raises with every error, before any teacher call
     if pattern:
@@ -89,21 +81,13 @@ def leaf_documents(leaves: list[Leaf]) -> tuple[dict[str, list[Document]], dict[
     return documents, failed
 
 
-def plan(cfg: Config, leaves: list[Leaf], documents: dict[str, list[Document]], count_tokens: Any,
-         with_magpie: bool) -> Plan:
+def plan(cfg: Config, leaves: list[Leaf], documents: dict[str, list[Document]], count_tokens: Any) -> Plan:
+    """The documents cut into chunks, and every generator's candidates (`plan_candidates`)."""
     s = cfg.generate
-    chunks: dict[str, list[Chunk]] = {}
-    candidates: list[Candidate] = []
-    for leaf in leaves:
-        if leaf.kind == "knowledge":
-            chunks[leaf.path] = [c for doc in documents[leaf.path]
-                                 for c in chunk_text(doc.text, doc.path, count_tokens, s.chunk_tokens, s.chunk_overlap)]
-            candidates += knowledge.plan(leaf, chunks[leaf.path], s.qa_per_chunk)
-        else:
-            candidates += skills.plan(leaf, s.samples_per_seed)
-    if with_magpie:
-        candidates += magpie.plan(s.magpie.count)
-    return Plan({lf.path: lf for lf in leaves}, chunks, candidates)
+    chunks = {leaf.path: [c for doc in documents[leaf.path]
+                          for c in chunk_text(doc.text, doc.path, count_tokens, s.chunk_tokens, s.chunk_overlap)]
+              for leaf in leaves if leaf.path in documents}
+    return Plan({lf.path: lf for lf in leaves}, chunks, plan_candidates(leaves, PlanInputs(cfg, chunks)))
 
 
 def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = False,
@@ -126,7 +110,7 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     documents, failed = leaf_documents(leaves)
     leaves = [leaf for leaf in leaves if leaf.path not in failed]
     teacher, judge = models or open_models(cfg)
-    work = plan(cfg, leaves, documents, teacher.count_tokens, magpie_enabled(cfg))
+    work = plan(cfg, leaves, documents, teacher.count_tokens)
     # Teacher and judge are often one model: count its time once, and only this stage's share.
     models = distinct_models((teacher, judge))
     busy_before = sum(b.stats.seconds for b in models)
