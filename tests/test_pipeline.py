@@ -124,6 +124,29 @@ def test_missing_paths_are_reported_before_any_stage(tmp_path, teacher_url, tiny
     assert "alignlab.yaml:" in str(e.value) and not (tmp_path / "runs").exists()
 
 
+
+def test_each_stage_command_checks_what_its_stage_needs_and_no_more(tmp_path, teacher_url, tiny_model_dir):
+    """`alignlab <stage>` runs the preflight `alignlab run` does, through `run_stage`: the checks
+    of that stage, before it starts; another stage's problem does not stop it."""
+    config = str(workspace(tmp_path, teacher_url, tiny_model_dir, eval={"mcq_files": ["nowhere.jsonl"]},
+                           pairs={"ladder": ["sft", "student:nope"]}))
+    missing_mcq, bad_rung = "nowhere.jsonl does not exist", "ladder rung 'student:nope' names no train phase"
+    runner = CliRunner()
+    for command, problem, other in (("eval", missing_mcq, bad_rung), ("eval-aligned", missing_mcq, bad_rung),
+                                    ("pairs", bad_rung, missing_mcq)):
+        result = runner.invoke(app, [command, "-c", config])
+        assert result.exit_code == 1 and isinstance(result.exception, ConfigError), result.output
+        assert problem in str(result.exception) and other not in str(result.exception)
+        assert "alignlab.yaml:" in str(result.exception) and f" {command} — " not in result.output
+    assert not (tmp_path / "runs").exists()
+    assert runner.invoke(app, ["validate", "-c", config]).exit_code == 0
+    assert run_pipeline(load_config(config), until="validate", console=QUIET)  # only the stages it visits
+    shutil.rmtree(tmp_path / "taxonomy")
+    for command in (["generate"], ["generate", "--dry-run"]):
+        result = runner.invoke(app, [*command, "-c", config])
+        assert isinstance(result.exception, ConfigError) and "taxonomy folder" in str(result.exception)
+
+
 # ------------------------------------------------------------------ one stage table
 
 def test_every_file_a_stage_reads_is_written_by_an_earlier_stage():

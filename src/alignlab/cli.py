@@ -224,10 +224,12 @@ def generate(config: ConfigOpt = Path("alignlab.yaml"),
     overrides = {"generate": {"engine": engine}} if engine else None
     if dry_run:  # a plan, not the stage: nothing is written, so nothing is skipped or summarised
         from alignlab.config import load_config
+        from alignlab.pipeline import preflight
         from alignlab.sdg.dry_run import dry_run as plan_generate
         from alignlab.sdg.dry_run import print_dry_run
 
         cfg = load_config(config, overrides=overrides)
+        preflight(cfg, ("generate",))  # as the stage would check it
         print_dry_run(console, cfg, plan_generate(cfg, leaf_pattern=leaf, probe_per_kind=probe))
         return
     _run_stage(config, "generate", force, overrides, leaf_pattern=leaf)

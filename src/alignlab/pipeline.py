@@ -12,16 +12,17 @@ stages are skipped, teacher requests come from the request cache, training resum
 last checkpoint. `--force STAGE` re-runs that stage and every later one; `--from STAGE` does
 the same, taking the stages before it as they are; `--until STAGE` stops after it.
 
-`STAGES` is the one table of stages: each entry's function, summary, and the files it reads
-and writes. `run_stage` runs one entry — the rule, the stage, the skipped line, the summary —
-and both `alignlab run` and every `alignlab <stage>` command go through it, so a stage says
-and does the same whichever way it is started.
+`STAGES` is the one table of stages: each entry's function, summary, the files it reads and
+writes, and what `preflight` checks before it starts. `run_stage` runs one entry — its
+preflight, the rule, the stage, the skipped line, the summary — and both `alignlab run` and
+every `alignlab <stage>` command go through it, so a stage says and does the same whichever
+way it is started (`alignlab run` checks every stage it will visit before the first starts).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -127,6 +128,44 @@ def _report(cfg: Config, ctx: StageContext) -> dict[str, Any]:
     return {"counts": {"report": str(path)}}
 
 
+# ------------------------------------------------------------------ checks before a stage starts
+
+Check = Callable[[Config, list[str]], None]  # appends every problem it finds, with its file:line
+
+
+def _taxonomy_exists(cfg: Config, problems: list[str]) -> None:
+    if not cfg.taxonomy_path.is_dir():
+        problems.append(f"{cfg.where(('taxonomy',))}: taxonomy folder {cfg.taxonomy_path} does not exist")
+
+
+def _mcq_files_exist(cfg: Config, problems: list[str]) -> None:
+    for i, name in enumerate(cfg.eval.mcq_files):
+        if not cfg.path(name).is_file():
+            problems.append(f"{cfg.where(('eval', 'mcq_files', i))}: MCQ file {cfg.path(name)} does not exist")
+
+
+def _phases_agree(cfg: Config, problems: list[str]) -> None:
+    """The mix recipe loads and every train phase is one of its phases: mix writes the phase
+    files train reads, so both stages check the one list of phases."""
+    from alignlab.mix.recipe import load_recipe
+
+    try:
+        mix_names = [p.name for p in load_recipe(cfg).recipe.phases]
+    except AlignlabError as e:
+        problems.append(str(e))
+        return
+    for i, phase in enumerate(cfg.train.phases):
+        if phase.name not in mix_names:
+            problems.append(f"{cfg.where(('train', 'phases', i, 'name'))}: train phase '{phase.name}' is not a "
+                            f"mix phase (mix phases: {', '.join(mix_names)})")
+
+
+def _ladder_names_train_phases(cfg: Config, problems: list[str]) -> None:
+    for i, rung in enumerate(cfg.pairs.ladder):
+        if rung.startswith("student:") and rung.split(":", 1)[1] not in [p.name for p in cfg.train.phases]:
+            problems.append(f"{cfg.where(('pairs', 'ladder', i))}: ladder rung {rung!r} names no train phase")
+
+
 # ------------------------------------------------------------------ the table
 
 
@@ -141,6 +180,7 @@ class Stage:
     what: str
     reads: tuple[str, ...] = ()
     writes: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()  # what `preflight` checks before it starts
 
 
 def _in(stage: str, *files: str) -> tuple[str, ...]:
@@ -148,26 +188,29 @@ def _in(stage: str, *files: str) -> tuple[str, ...]:
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("validate", _validate, say_validate, "check the taxonomy"),
+    Stage("validate", _validate, say_validate, "check the taxonomy", checks=(_taxonomy_exists,)),
     Stage("generate", _generate, say_generate, "synthetic data from the teacher",
-          writes=_in("generate", SAMPLES, REJECTS, CHUNKS)),
+          writes=_in("generate", SAMPLES, REJECTS, CHUNKS), checks=(_taxonomy_exists,)),
     Stage("curate", _curate, say_curate, "filter and select",
           reads=_in("generate", SAMPLES), writes=_in("curate", SAMPLES, REJECTS, COUNTS)),
     Stage("mix", _mix, say_mix, "phase datasets with replay",
-          reads=_in("curate", SAMPLES), writes=_in("mix", phase_file("<phase>"), MIX_SUMMARY)),
+          reads=_in("curate", SAMPLES), writes=_in("mix", phase_file("<phase>"), MIX_SUMMARY),
+          checks=(_phases_agree,)),
     Stage("train", _train, say_train, "supervised training in phases",
-          reads=_in("mix", phase_file("<phase>")), writes=_in("train", f"<phase>/{SELECTED}")),
+          reads=_in("mix", phase_file("<phase>")), writes=_in("train", f"<phase>/{SELECTED}"),
+          checks=(_phases_agree,)),
     Stage("eval", _eval, say_evaluation, "before/after each phase",
-          reads=_in("train", f"<phase>/{SELECTED}"), writes=_in("eval", EVAL_SFT, "<label>/results.json")),
+          reads=_in("train", f"<phase>/{SELECTED}"), writes=_in("eval", EVAL_SFT, "<label>/results.json"),
+          checks=(_mcq_files_exist,)),
     Stage("pairs", _pairs, say_pairs, "preference pairs from a model ladder",
           reads=(*_in("curate", SAMPLES), *_in("train", f"<phase>/{SELECTED}")),
-          writes=_in("pairs", PAIRS, HELDOUT_PAIRS, REJECTS, COUNTS)),
+          writes=_in("pairs", PAIRS, HELDOUT_PAIRS, REJECTS, COUNTS), checks=(_ladder_names_train_phases,)),
     Stage("align", _align, say_align, "contrastive post-training",
           reads=(*_in("pairs", PAIRS, HELDOUT_PAIRS), *_in("train", f"<phase>/{SELECTED}")),
           writes=_in("align", SELECTED)),
     Stage("eval-aligned", _eval_aligned, say_evaluation, "base -> SFT -> aligned",
           reads=(*_in("train", f"<phase>/{SELECTED}"), *_in("align", SELECTED)),
-          writes=_in("eval", EVAL_ALIGNED, "<label>/results.json")),
+          writes=_in("eval", EVAL_ALIGNED, "<label>/results.json"), checks=(_mcq_files_exist,)),
     Stage("report", _report, say_report, "one HTML page",
           reads=(*_in("generate", SAMPLES, REJECTS), *_in("curate", REJECTS, COUNTS), *_in("mix", MIX_SUMMARY),
                  *_in("eval", EVAL_SFT, EVAL_ALIGNED), *_in("pairs", PAIRS)),
@@ -187,10 +230,27 @@ def stage(name: str) -> Stage:
     return STAGES[NAMES.index(name)]
 
 
-def run_stage(cfg: Config, name: str, ctx: StageContext) -> StageRan:
+def preflight(cfg: Config, names: Iterable[str] = NAMES) -> None:
+    """What can be checked before the stages `names` start (the checks their entries list):
+    paths the config names exist, and the stages' settings hold together. Every problem at
+    once, with its file:line, before any of them writes anything."""
+    wanted = [stage(name) for name in names]
+    checks = dict.fromkeys(check for s in wanted for check in s.checks)  # a check shared by two runs once
+    problems: list[str] = []
+    for check in checks:
+        check(cfg, problems)
+    if problems:
+        raise ConfigError("the config cannot run:\n" + "\n".join(problems))
+
+
+def run_stage(cfg: Config, name: str, ctx: StageContext, *, checked: bool = False) -> StageRan:
     """Run one stage and print its summary: the same for `alignlab <stage>` and `alignlab run`.
-    A user error (AlignlabError) propagates, to be printed once by the command."""
+    Its `preflight` comes first, unless the caller ran it already (`checked`: `alignlab run`
+    checks every stage it will visit before the first starts). A user error (AlignlabError)
+    propagates, to be printed once by the command."""
     entry = stage(name)
+    if not checked:
+        preflight(cfg, (name,))
     ctx.console.rule(f"[bold]{entry.name}[/] — {entry.what}")
     started = time.time()
     manifest = entry.run(cfg, ctx)
@@ -217,20 +277,18 @@ def run_pipeline(cfg: Config, *, until: str | None = None, start: str | None = N
     last = _index(until, "--until")
     first = _index(start, "--from")
     forced_from = min([i for i in [first, *(_index(f, "--force") for f in force)] if i is not None], default=None)
-    preflight(cfg)
+    visited = [(i, s.name) for i, s in enumerate(STAGES)
+               if (first is None or i >= first) and (last is None or i <= last)]
+    preflight(cfg, [name for _, name in visited])
     results: dict[str, Any] = {}
     walls: dict[str, tuple[float, bool]] = {}  # stage -> (seconds in this run, skipped)
     started_run = time.perf_counter()
-    for i, stage in enumerate(STAGES):
-        if last is not None and i > last:
-            break
-        if first is not None and i < first:
-            continue
+    for i, name in visited:
         forced = forced_from is not None and i >= forced_from
         clock = time.perf_counter()
-        ran = run_stage(cfg, stage.name, StageContext(force=forced, console=console))
-        walls[stage.name] = (time.perf_counter() - clock, ran.skipped)
-        results[stage.name] = ran.manifest
+        ran = run_stage(cfg, name, StageContext(force=forced, console=console), checked=True)
+        walls[name] = (time.perf_counter() - clock, ran.skipped)
+        results[name] = ran.manifest
     release_local_backends()
     total = time.perf_counter() - started_run
     console.print(wall_time_table(walls, total))
@@ -248,34 +306,3 @@ def wall_time_table(walls: dict[str, tuple[float, bool]], total: float) -> Table
                       "skipped: unchanged" if skipped else "")
     table.add_row("[bold]total[/]", f"[bold]{total:.1f}[/]", "", "")
     return table
-
-
-def preflight(cfg: Config) -> None:
-    """What can be checked before any stage starts: paths the config names exist, and the
-    stages' own settings hold together. Every problem at once, with its file:line."""
-    problems = []
-    if not cfg.taxonomy_path.is_dir():
-        problems.append(f"{cfg.where(('taxonomy',))}: taxonomy folder {cfg.taxonomy_path} does not exist")
-    for i, name in enumerate(cfg.eval.mcq_files):
-        if not cfg.path(name).is_file():
-            problems.append(f"{cfg.where(('eval', 'mcq_files', i))}: MCQ file {cfg.path(name)} does not exist")
-    mix_names = [p.name for p in _mix_phases(cfg, problems)]
-    for i, phase in enumerate(cfg.train.phases):
-        if mix_names and phase.name not in mix_names:
-            problems.append(f"{cfg.where(('train', 'phases', i, 'name'))}: train phase '{phase.name}' is not a "
-                            f"mix phase (mix phases: {', '.join(mix_names)})")
-    for i, rung in enumerate(cfg.pairs.ladder):
-        if rung.startswith("student:") and rung.split(":", 1)[1] not in [p.name for p in cfg.train.phases]:
-            problems.append(f"{cfg.where(('pairs', 'ladder', i))}: ladder rung {rung!r} names no train phase")
-    if problems:
-        raise ConfigError("the config cannot run:\n" + "\n".join(problems))
-
-
-def _mix_phases(cfg: Config, problems: list[str]) -> list[Any]:
-    from alignlab.mix.recipe import load_recipe
-
-    try:
-        return load_recipe(cfg).recipe.phases
-    except AlignlabError as e:
-        problems.append(str(e))
-        return []
