@@ -25,6 +25,7 @@ app.add_typer(taxonomy_app, name="taxonomy")
 console = Console()
 err_console = Console(stderr=True)
 
+WORKSPACE_CONFIG = Path("alignlab.yaml")  # the workspace's config, where a command is run
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="alignlab.yaml of the workspace")]
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="model spec, e.g. embedded:smollm2-135m")]
 
@@ -49,7 +50,6 @@ def main() -> None:
 TaxonomyArg = Annotated[Path | None, typer.Argument(
     help="taxonomy folder (holding knowledge/, compositional_skills/); default: `taxonomy:` of "
          "./alignlab.yaml, else ./taxonomy", show_default=False)]
-WORKSPACE_CONFIG = Path("alignlab.yaml")
 
 
 def taxonomy_folder(path: Path | None) -> Path:
@@ -203,14 +203,14 @@ def _run_stage(config: Path, name: str, force: bool, overrides: dict | None = No
 
 
 @app.command()
-def validate(config: ConfigOpt = Path("alignlab.yaml")) -> None:
+def validate(config: ConfigOpt = WORKSPACE_CONFIG) -> None:
     """The pipeline's validate stage: the config's taxonomy, with the seed budget of its
     teacher (`alignlab taxonomy validate` checks any folder, with more options)."""
     _run_stage(config, "validate", force=False)
 
 
 @app.command()
-def generate(config: ConfigOpt = Path("alignlab.yaml"),
+def generate(config: ConfigOpt = WORKSPACE_CONFIG,
              leaf: Annotated[str | None, typer.Option(help="only leaves matching this glob")] = None,
              engine: Annotated[str | None, typer.Option(help="local or ray (default: the config's)")] = None,
              force: ForceOpt = False,
@@ -236,21 +236,21 @@ def generate(config: ConfigOpt = Path("alignlab.yaml"),
 
 
 @app.command()
-def curate(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) -> None:
+def curate(config: ConfigOpt = WORKSPACE_CONFIG, force: ForceOpt = False) -> None:
     """Filter and select the generated samples (dedup, quality, decontamination, diversity,
     style, critique-and-revise: the steps listed under `curate.steps`)."""
     _run_stage(config, "curate", force)
 
 
 @app.command()
-def mix(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) -> None:
+def mix(config: ConfigOpt = WORKSPACE_CONFIG, force: ForceOpt = False) -> None:
     """Build each training phase's data from the recipe under `mix:` (curated samples,
     replay of earlier phases, your own files), in exact seeded amounts."""
     _run_stage(config, "mix", force)
 
 
 @app.command()
-def train(config: ConfigOpt = Path("alignlab.yaml"),
+def train(config: ConfigOpt = WORKSPACE_CONFIG,
           force: Annotated[bool, typer.Option(help="retrain every phase from scratch")] = False) -> None:
     """Supervised training in phases (knowledge, then skills), each from the previous phase's
     selected checkpoint; resumes after a crash. On several processes:
@@ -264,7 +264,7 @@ def train(config: ConfigOpt = Path("alignlab.yaml"),
 
 
 @app.command()
-def pairs(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) -> None:
+def pairs(config: ConfigOpt = WORKSPACE_CONFIG, force: ForceOpt = False) -> None:
     """Preference pairs from a ladder of fluent rungs (`pairs.ladder`, strongest first), each rung's
     quality measured on held-out prompts; knowledge pairs checked by which answer the source chunk
     supports, the rest by the judge in both orders; written as JSONL, a datasets dataset and Parquet."""
@@ -272,7 +272,7 @@ def pairs(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) ->
 
 
 @app.command()
-def align(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) -> None:
+def align(config: ConfigOpt = WORKSPACE_CONFIG, force: ForceOpt = False) -> None:
     """Contrastive post-training (`align.loss.kind`: dpo, ipo, hinge, slic, simpo, orpo on the pairs,
     easy to hard; kto on unpaired answers; sft, continued SFT on the chosen answers, as a baseline);
     resumes after a crash; keeps the checkpoint with the best held-out reward accuracy, with a model
@@ -313,8 +313,8 @@ def eval_(
     from alignlab.evaluate.command import run_eval
     from alignlab.evaluate.stage import EvalOptions
 
-    if config is None and Path("alignlab.yaml").is_file():
-        config = Path("alignlab.yaml")
+    if config is None and WORKSPACE_CONFIG.is_file():
+        config = WORKSPACE_CONFIG
     if config is not None and not (model or compare or export_lm_eval):
         given = {"--label": label, "--mcq": mcq, "--judged": judged is not None, "--lm-eval": lm_eval,
                  "--include-path": include_path, "--limit": limit is not None, "--forgetting": forgetting}
@@ -335,7 +335,7 @@ def eval_(
 
 
 @app.command("eval-aligned")
-def eval_aligned(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = False) -> None:
+def eval_aligned(config: ConfigOpt = WORKSPACE_CONFIG, force: ForceOpt = False) -> None:
     """The pipeline's eval-aligned stage: base -> SFT -> aligned, with the aligned model's win
     rate over the SFT model."""
     _run_stage(config, "eval-aligned", force)
@@ -345,7 +345,7 @@ def eval_aligned(config: ConfigOpt = Path("alignlab.yaml"), force: ForceOpt = Fa
 
 
 @app.command()
-def run(config: ConfigOpt = Path("alignlab.yaml"),
+def run(config: ConfigOpt = WORKSPACE_CONFIG,
         until: Annotated[str | None, typer.Option(help="stop after this stage")] = None,
         start: Annotated[str | None, typer.Option(
             "--from", help="re-run from this stage on, taking earlier stages as they are")] = None,
@@ -364,7 +364,7 @@ def run(config: ConfigOpt = Path("alignlab.yaml"),
 @app.command()
 def report(run_dir: Annotated[Path | None, typer.Argument(
                help="run directory (default: the config's runs/<name>)")] = None,
-           config: ConfigOpt = Path("alignlab.yaml")) -> None:
+           config: ConfigOpt = WORKSPACE_CONFIG) -> None:
     """Write one self-contained report.html (plots inline, no network) for a run."""
     if run_dir is None:
         _run_stage(config, "report", force=False)
