@@ -11,7 +11,7 @@ from rich.console import Console
 
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
-from alignlab.store import StageDir
+from alignlab.stage import finished_stage
 
 
 def say_validate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
@@ -36,7 +36,8 @@ def say_curate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
 
     for table in funnel_tables(manifest["counts"]):
         console.print(table)
-    if note := leaf_subset_note(StageDir(cfg.run_dir.path / "generate", "generate").manifest()):
+    # curate ran on generate's outputs, so generate has finished: its manifest says on which leaves
+    if note := leaf_subset_note(finished_stage(cfg, "generate").manifest()):
         console.print(f"[yellow]{note}[/]", highlight=False)
     # Nothing to train on is the end of the run: mix and every stage after it need samples.
     if explanation := empty_explanation(manifest["counts"]):
