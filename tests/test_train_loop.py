@@ -319,3 +319,29 @@ def test_unknown_phase_or_metric_is_a_clear_error(one_process):
                     "train: {max_seq_len: 64, batch_tokens: 128, phases: [{name: nope}]}\n")
     with pytest.raises(AlignlabError, match=r"nope.jsonl does not exist.*\['knowledge', 'skills'\]"):
         train_stage(load_config(path), metrics={}, progress=False)
+
+
+def test_forced_training_forgets_the_finished_stage_before_it_starts(one_process, tmp_path, monkeypatch):
+    """`--force` drops the stage manifest at the start (as changed inputs do) and every phase's
+    state: a forced run that crashes leaves train "not finished", never the old checkpoints."""
+    from alignlab.config import load_config
+    from alignlab.errors import AlignlabError
+    from alignlab.stage import finished_stage
+    from alignlab.train import phases
+
+    cfg, _ = one_process
+    shutil.copytree(cfg.base_dir, tmp_path / "ws")
+    copy = load_config(tmp_path / "ws" / "alignlab.yaml")
+    # finished (other tests drop the fixture's stage manifest: its phases are then reused)
+    done = phases.train_stage(copy, progress=False)
+    assert finished_stage(copy, "train").manifest() == done
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("killed mid-phase")
+
+    monkeypatch.setattr(phases, "run_phase", crash)
+    with pytest.raises(RuntimeError, match="killed mid-phase"):
+        phases.train_stage(copy, force=True, progress=False)
+    with pytest.raises(AlignlabError, match="stage 'train' has not finished"):
+        finished_stage(copy, "train")
+    assert not any(phases.phase_dir(copy, p.name).exists() for p in copy.train.phases)

@@ -45,17 +45,18 @@ class StageRun:
 
 
 def start_stage(cfg: Config, name: str, *, settings: dict[str, Any], inputs: dict[str, str],
-                code: tuple[str, ...]) -> StageRun:
+                code: tuple[str, ...], force: bool = False) -> StageRun:
     """Open `runs/<name>/<stage>/` and compute the stage's fingerprint. `code` names the
-    stage's entry modules (its own, and any it imports by name at run time)."""
+    stage's entry modules (its own, and any it imports by name at run time); `force`: the
+    stage is about to redo its work although nothing changed."""
     stage_dir = cfg.run_dir.stage(name)
     fp = fingerprint({"stage": name, "settings": settings, "inputs": inputs,
                       "code": stage_code_version(*code)})
     run = StageRun(cfg=cfg, dir=stage_dir, fingerprint=fp, inputs=inputs, settings=settings)
-    # A stage about to run with other inputs no longer holds what its last manifest says: forget
-    # that it finished, so a run stopped midway (Ctrl-C, a crash) leaves later stages told "has
-    # not finished", never handed the previous run's outputs as current.
-    if run.manifest is not None and not run.done:
+    # A stage about to run with other inputs, or forced to redo its work, no longer holds what
+    # its last manifest says: forget that it finished, so a run stopped midway (Ctrl-C, a crash)
+    # leaves later stages told "has not finished", never handed the previous run's outputs as current.
+    if run.manifest is not None and (force or not run.done):
         stage_dir.invalidate()
     return run
 

@@ -249,9 +249,9 @@ class StageDir:
         return bool(m) and m.get("fingerprint") == stage_fingerprint
 
     def invalidate(self) -> None:
-        """Forget that this stage finished (its outputs stay until overwritten)."""
-        if self.manifest_path.exists():
-            self.manifest_path.unlink()
+        """Forget that this stage finished (its outputs stay until overwritten). Every process of
+        a distributed stage may call it at once: whichever unlinks second finds nothing to do."""
+        self.manifest_path.unlink(missing_ok=True)
 
     def write_manifest(self, *, fingerprint: str, inputs: dict[str, str], config: Any,
                        counts: dict[str, Any], started: float, extra: dict[str, Any] | None = None

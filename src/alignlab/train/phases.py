@@ -226,11 +226,12 @@ def train_stage(cfg: Config, *, metrics: dict[str, CheckpointMetric] | None = No
     student_id = cfg.model_id(student)
     inputs = {"mix": upstream(cfg, "mix"), "student": student_id}
     run = start_stage(cfg, "train", settings=tc.model_dump(mode="json"), inputs=inputs,
-                      code=(__name__,))
+                      code=(__name__,), force=force)
     if run.done and not force:
         return run.manifest
+    # Each phase keeps its own finished state and checkpoints (reused or resumed when its
+    # fingerprint matches): forced, every phase starts from scratch.
     if force and _is_main():
-        run.dir.invalidate()
         for phase in tc.phases:
             shutil.rmtree(phase_dir(cfg, phase.name), ignore_errors=True)
     _barrier()
