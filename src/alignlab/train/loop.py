@@ -185,7 +185,11 @@ def train_loop(load_model: ModelLoader, tokenizer: Any, batches: EpochBatches, l
     per_step = settings.micro_batches_per_step
     steps_per_epoch = [math.ceil(len(batches(e)) / per_step) for e in range(settings.epochs)]
     total = sum(steps_per_epoch)
-    optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr)
+    # The fused kernel updates every parameter in one pass: on the CPU a step of the 135M
+    # student took 0.59 s tensor by tensor and 0.10 s fused (benchmarks/optimizer_step.py).
+    fused = accelerator.device.type in ("cpu", "cuda")
+    optimizer = torch.optim.AdamW(_param_groups(model, settings.weight_decay), lr=settings.lr,
+                                  fused=fused or None)
     scheduler = get_cosine_schedule_with_warmup(optimizer, round(settings.warmup * total), total)
     # The scheduler is not prepared: accelerate's wrapper would step it once per process.
     model, optimizer = accelerator.prepare(model, optimizer)
