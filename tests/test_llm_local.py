@@ -181,3 +181,31 @@ def test_bf16_casts_each_weight_once_per_batch_not_per_token(tiny_model_dir):
     short = _weight_casts(bf16, chat("Say something", max_tokens=2, **never_stop))
     long = _weight_casts(bf16, chat("Say something", max_tokens=12, **never_stop))
     assert short == long and 0 < short <= linears + 1  # at most the embedding besides
+
+
+def test_shared_context_is_run_once_and_scores_as_apart(tiny_backend):
+    """Options of one item share their context's forward pass, and each scores exactly what it
+    scores alone (continuations of one and several tokens, another context in the same batch)."""
+    context = "The capital of France is"
+    options = [" Paris", " Lyon, a city on the Rhone.", " Rome", " the"]
+    requests = [ScoreRequest(context, o) for o in options] + [ScoreRequest("a b c", " d e")]
+    fed: list[int] = []  # real (unpadded) tokens the model reads in each forward pass
+    forward = tiny_backend._forward
+
+    def counting(**inputs):
+        fed.append(int(inputs["attention_mask"][:, -inputs["input_ids"].shape[1]:].sum()))
+        return forward(**inputs)
+
+    tiny_backend._forward = counting
+    try:
+        together = tiny_backend.loglikelihood(requests)
+    finally:
+        tiny_backend._forward = forward
+    encoded = [tiny_backend._split(r) for r in requests]
+    contexts = {tuple(ctx) for ctx, _ in encoded}
+    # each distinct context once, then every continuation token but the last
+    assert sum(fed) == sum(map(len, contexts)) + sum(len(cont) - 1 for _, cont in encoded)
+    for request, score in zip(requests, together):
+        [alone] = tiny_backend.loglikelihood([request])
+        assert abs(score.logprob - alone.logprob) < 1e-4 and score.n_tokens == alone.n_tokens
+        assert score.is_greedy == alone.is_greedy

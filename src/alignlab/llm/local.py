@@ -5,6 +5,10 @@ things `generate` does not give per row: a seed per sample (so a sample does not
 batch it landed in), stop strings, top-k log-probabilities of each generated token, and rows
 leaving the batch as soon as they finish. Prompts are sorted by length and packed into batches
 under a token budget, left-padded so every row's next token sits in the last column.
+
+Scoring (`loglikelihood`) runs each distinct context once and reads its key/value cache for
+every continuation of it: the four options of a multiple-choice item cost one context and four
+short continuations, not four copies of the question.
 """
 
 from __future__ import annotations
@@ -267,11 +271,11 @@ class LocalBackend:
     def _loglikelihood(self, requests: Sequence[ScoreRequest]) -> list[Score]:
         encoded = [self._split(r) for r in requests]
         scores: list[Score | None] = [None] * len(requests)
-        order = sorted(range(len(requests)), key=lambda i: -(len(encoded[i][0]) + len(encoded[i][1])))
         self.stats.requests += len(requests)
-        batch: list[int] = []
-        for i in order:
-            ctx, cont = encoded[i]
+        # Requests sharing a context (the options of one multiple-choice item) are scored
+        # together: the context is run once and its key/value cache serves every continuation.
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, (ctx, cont) in enumerate(encoded):
             total = len(ctx) + len(cont)
             if not cont:
                 scores[i] = Score(0.0, 0, True)
@@ -280,37 +284,60 @@ class LocalBackend:
                                   error=f"context length exceeded: {total} tokens > {self.context_limit}")
                 self.stats.failures += 1
             else:
-                # Longest first, so the batch's first row sets its padded width.
-                widest = sum(map(len, encoded[batch[0]])) if batch else total
-                if batch and (len(batch) >= self.max_batch_size
-                              or widest * (len(batch) + 1) > self.max_batch_tokens):
-                    self._score_batch(batch, encoded, scores)
-                    batch = []
-                batch.append(i)
+                groups.setdefault(tuple(ctx), []).append(i)
+        # Longest context first, so the batch's first context sets its padded width.
+        batch: list[tuple[int, ...]] = []
+        for ctx in sorted(groups, key=len, reverse=True):
+            rows = sum(len(groups[c]) for c in batch) + len(groups[ctx])
+            widest = len(batch[0]) if batch else len(ctx)
+            longest = max(len(encoded[i][1]) for c in [*batch, ctx] for i in groups[c])
+            if batch and (len(batch) >= self.max_batch_size
+                          or widest * (len(batch) + 1) > self.max_batch_tokens
+                          or rows * (widest + longest) > 4 * self.max_batch_tokens):
+                self._score_batch(batch, groups, encoded, scores)
+                batch = []
+            batch.append(ctx)
         if batch:
-            self._score_batch(batch, encoded, scores)
+            self._score_batch(batch, groups, encoded, scores)
         return [s for s in scores if s is not None]
 
-    def _score_batch(self, batch: list[int], encoded: list[tuple[list[int], list[int]]],
-                     scores: list[Score | None]) -> None:
+    def _score_batch(self, contexts: list[tuple[int, ...]], groups: dict[tuple[int, ...], list[int]],
+                     encoded: list[tuple[list[int], list[int]]], scores: list[Score | None]) -> None:
+        """Two passes: the contexts (left-padded, so each ends in the last column) give the
+        first token of every continuation; then all but the last token of each continuation
+        (right-padded), reading its context's cache, give the rest."""
+        from transformers import DynamicCache
+
         pad = self.tokenizer.pad_token_id
-        seqs = [encoded[i][0] + encoded[i][1] for i in batch]
-        width = max(len(s) for s in seqs)
-        # Left-padded, so every continuation ends in the last column and only the last
-        # `longest continuation + 1` positions need the vocabulary projection.
-        ids = torch.tensor([[pad] * (width - len(s)) + s for s in seqs])
-        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        keep = max(len(encoded[i][1]) for i in batch) + 1
+        width = len(contexts[0])
+        ids = torch.tensor([[pad] * (width - len(c)) + list(c) for c in contexts])
+        ctx_mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts])
+        positions = (ctx_mask.cumsum(-1) - 1).clamp(min=0)
+        members = [(k, i) for k, c in enumerate(contexts) for i in groups[c]]
+        owner = torch.tensor([k for k, _ in members])
+        conts = [encoded[i][1] for _, i in members]
         self.stats.calls += 1
         with self.stats.timer():
-            logits = self._forward(input_ids=ids, attention_mask=mask, position_ids=positions,
-                                   logits_to_keep=keep).logits.cpu()
-        for k, i in enumerate(batch):
-            ctx, cont = encoded[i]
-            # Logits at position t predict token t+1; the kept window ends at the last token.
-            end = keep - 1
-            span = logits[k, end - len(cont): end].float().log_softmax(-1)
+            cache = DynamicCache()
+            out = self._forward(input_ids=ids, attention_mask=ctx_mask, position_ids=positions,
+                                past_key_values=cache, use_cache=True, logits_to_keep=1)
+            first = out.logits[:, -1, :].float().log_softmax(-1).cpu()[owner]
+            rest = None
+            longest = max(len(c) for c in conts) - 1
+            if longest > 0:
+                cache = out.past_key_values
+                cache.batch_select_indices(owner)
+                tail = torch.tensor([c[:-1][:longest] + [pad] * (longest - len(c) + 1) for c in conts])
+                tail_mask = torch.tensor([[1] * (len(c) - 1) + [0] * (longest - len(c) + 1) for c in conts])
+                mask = torch.cat([ctx_mask[owner], tail_mask], dim=-1)
+                tail_positions = positions[owner, -1:] + 1 + torch.arange(longest)
+                rest = self._forward(input_ids=tail, attention_mask=mask, position_ids=tail_positions,
+                                     past_key_values=cache, use_cache=True).logits.cpu()
+        for row, ((_, i), cont) in enumerate(zip(members, conts)):
+            # Logits at position t predict token t+1: the context's last gives the first token.
+            span = first[row:row + 1]
+            if len(cont) > 1:
+                span = torch.cat([span, rest[row, :len(cont) - 1].float().log_softmax(-1)])
             target = torch.tensor(cont)
             token_lp = span.gather(-1, target.unsqueeze(-1)).squeeze(-1)
             greedy = bool((span.argmax(-1) == target).all())
