@@ -228,7 +228,7 @@ def generate(config: ConfigOpt = Path("alignlab.yaml"),
         from alignlab.sdg.dry_run import print_dry_run
 
         cfg = load_config(config, overrides=overrides)
-        print_dry_run(console, cfg, plan_generate(cfg, leaf_pattern=leaf, probe_per_kind=probe))
+        print_dry_run(console, cfg, plan_generate(cfg, leaf_pattern=leaf, probe_per_kind=probe, console=console))
         return
     _run_stage(config, "generate", force, overrides, leaf_pattern=leaf)
 

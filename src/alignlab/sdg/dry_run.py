@@ -97,10 +97,10 @@ class DryRun:
 
 
 def dry_run(cfg: Config, *, leaf_pattern: str | None = None, probe_per_kind: int | None = None,
-            models: tuple[Backend, Backend] | None = None) -> DryRun:
+            models: tuple[Backend, Backend] | None = None, console: Console | None = None) -> DryRun:
     """Plan generate without running it; `models` (teacher, judge) replaces the configured ones
     (tests); `probe_per_kind` (requests of each kind sent to time it) defaults to PROBE_PER_KIND."""
-    leaves = select_leaves(cfg, leaf_pattern)
+    leaves = select_leaves(cfg, leaf_pattern, console)
     documents, failed = leaf_documents(leaves)
     leaves = [leaf for leaf in leaves if leaf.path not in failed]
     teacher, judge = models or open_models(cfg, cached=False)  # a cache would be a trace

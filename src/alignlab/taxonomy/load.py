@@ -7,10 +7,12 @@ own checks as warnings (duplicate keys and questions, seed length, folder, mixed
 
     leaves = load_taxonomy("taxonomy")          # raises TaxonomyInvalid listing every error
     leaves, problems = scan_taxonomy("taxonomy")  # best effort: valid leaves plus problems
+    leaves, elsewhere = load_selected("taxonomy", "knowledge/*")  # errors block only what is selected
 """
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 from alignlab.taxonomy import checks
@@ -68,10 +70,26 @@ def scan_taxonomy(root: str | Path, *, max_seed_tokens: int | checks.SeedBudget 
 def load_taxonomy(root: str | Path, **options) -> list[Leaf]:
     """Every leaf of the tree; raises `TaxonomyInvalid` if InstructLab rejects any qna.yaml
     (warnings do not stop it). Documents are not read here: `read_documents(leaf)` does that."""
+    return load_selected(root, None, **options)[0]
+
+
+def matches_leaf(name: str, pattern: str) -> bool:
+    """Whether a `--leaf` glob selects the leaf `name`; a plain prefix selects a subtree."""
+    return fnmatch.fnmatch(name, pattern) or name.startswith(pattern.rstrip("/*"))
+
+
+def load_selected(root: str | Path, pattern: str | None, **options) -> tuple[list[Leaf], list[Problem]]:
+    """The leaves `pattern` selects (every leaf when None), and the errors of the leaves it
+    leaves out. Raises `TaxonomyInvalid` only when InstructLab rejects a selected qna.yaml: a
+    broken leaf elsewhere in the tree must not stop work on the ones asked for."""
     leaves, problems = scan_taxonomy(root, **options)
-    if errors := [p for p in problems if p.is_error]:
-        raise TaxonomyInvalid(errors)
-    return leaves
+    errors = [p for p in problems if p.is_error]
+    if pattern:
+        leaves = [leaf for leaf in leaves if matches_leaf(leaf.path, pattern)]
+    selected = [p for p in errors if not pattern or p.leaf is None or matches_leaf(p.leaf, pattern)]
+    if selected:
+        raise TaxonomyInvalid(selected)
+    return leaves, [p for p in errors if p not in selected]
 
 
 def read_leaf(root: Path, qna_path: Path, *,
