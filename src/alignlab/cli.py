@@ -7,6 +7,7 @@ runs its entry of `pipeline.STAGES` through `pipeline.run_stage`, exactly as `al
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -29,8 +30,21 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="alignlab.yaml o
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="model spec, e.g. embedded:smollm2-135m")]
 
 
+class _ConsoleLog(logging.Handler):
+    """alignlab's own log lines (a PDF pypdf had to repair, a report section that failed) as
+    `warning: ...` on stderr, in the console's style rather than Python's bare default."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = logging.Formatter("%(message)s").format(record)  # a traceback, when one was logged
+        err_console.print(f"{record.levelname.lower()}: {text}", style="yellow", markup=False,
+                          highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Console entry point: user errors print as one clean message, never a traceback."""
+    logger = logging.getLogger("alignlab")
+    logger.addHandler(_ConsoleLog(logging.WARNING))
+    logger.propagate = False
     try:
         app()
     except AlignlabError as e:
