@@ -64,6 +64,8 @@ TaxonomyArg = Annotated[Path | None, typer.Argument(
     help="taxonomy folder (holding knowledge/, compositional_skills/); default: `taxonomy:` of "
          "./alignlab.yaml, else ./taxonomy", show_default=False)]
 WORKSPACE_CONFIG = Path("alignlab.yaml")
+DocumentsOpt = Annotated[bool, typer.Option(help="check that knowledge documents can be read")]
+OfflineOpt = Annotated[bool, typer.Option(help="do not fetch remote document repositories")]
 
 
 def taxonomy_folder(path: Path | None) -> Path:
@@ -86,18 +88,17 @@ def taxonomy_validate(
         max_seed_tokens: Annotated[int | None, typer.Option(
             help="largest seed example, in tokens (~4 characters each); default: 1/8 of the "
                  "teacher's context")] = None,
-        documents: Annotated[bool, typer.Option(help="check that knowledge documents can be read")] = True,
-        offline: Annotated[bool, typer.Option(help="do not fetch remote document repositories")] = False,
+        documents: DocumentsOpt = True,
+        offline: OfflineOpt = False,
         strict: Annotated[bool, typer.Option(help="count warnings as errors (exit 1), e.g. in CI")] = False,
 ) -> None:
     """Check every qna.yaml: InstructLab's verdict (errors, exit 1), then alignlab's own checks
     (duplicates, seed length, documents, structure) as warnings."""
-    from alignlab.taxonomy import check_taxonomy
-    from alignlab.taxonomy.validate import count_kinds, count_problems, plural, remote_leaves, seed_limit
+    from alignlab.taxonomy.validate import check_taxonomy_for, count_kinds, count_problems, plural, remote_leaves
 
     path = taxonomy_folder(path)
-    budget = seed_limit(teacher, max_seed_tokens, WORKSPACE_CONFIG)
-    leaves, problems = check_taxonomy(path, max_seed_tokens=budget, check_documents=documents, offline=offline)
+    leaves, problems = check_taxonomy_for(path, WORKSPACE_CONFIG, teacher=teacher, max_seed_tokens=max_seed_tokens,
+                                          check_documents=documents, offline=offline)
     if strict:
         problems = [p.as_error() for p in problems]
     if offline and documents and (remote := remote_leaves(leaves)):
@@ -118,14 +119,14 @@ def taxonomy_validate(
 
 
 @taxonomy_app.command("show")
-def taxonomy_show(path: TaxonomyArg = None) -> None:
-    """Print the tree with each leaf's kind and seed counts."""
-    from alignlab.taxonomy import scan_taxonomy
+def taxonomy_show(path: TaxonomyArg = None, documents: DocumentsOpt = True, offline: OfflineOpt = False) -> None:
+    """Print the tree with each leaf's kind and seed counts, and the problems `alignlab taxonomy
+    validate` finds (the same checks, so the same count)."""
     from alignlab.taxonomy.show import taxonomy_tree
-    from alignlab.taxonomy.validate import count_kinds, count_problems, plural
+    from alignlab.taxonomy.validate import check_taxonomy_for, count_kinds, count_problems, plural
 
     path = taxonomy_folder(path)
-    leaves, problems = scan_taxonomy(path)
+    leaves, problems = check_taxonomy_for(path, WORKSPACE_CONFIG, check_documents=documents, offline=offline)
     console.print(taxonomy_tree(path, leaves, problems))
     note = f"; {count_problems(problems)}, run `alignlab taxonomy validate`" if problems else ""
     console.print(f"{plural(len(leaves), 'leaf', 'leaves')}: {count_kinds(leaves)}{note}", highlight=False)
