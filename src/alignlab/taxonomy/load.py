@@ -18,7 +18,7 @@ from pathlib import Path
 from alignlab.taxonomy import checks
 from alignlab.taxonomy.errors import TaxonomyError, TaxonomyInvalid
 from alignlab.taxonomy.leaf import (
-    FREEFORM_SKILL, GROUNDED_SKILL, KIND_FOLDERS, KNOWLEDGE, QA, DocumentSettings, Leaf, Problem,
+    FREEFORM_SKILL, GROUNDED_SKILL, KIND_FOLDERS, KNOWLEDGE, QA, WARNING, DocumentSettings, Leaf, Problem,
     SeedExample, problem_at,
 )
 from alignlab.taxonomy.instructlab import exception_place, instructlab_verdict
@@ -26,6 +26,7 @@ from alignlab.taxonomy.schema import key_label, verdict_problems
 from alignlab.yamlpos import PositionedYaml, YamlSyntaxError, load_yaml
 
 QNA = "qna.yaml"
+MISNAMED_QNA = "qna.yml"  # InstructLab reads qna.yaml only; a leaf written so is said, not read
 
 
 def find_qna_files(root: str | Path) -> list[Path]:
@@ -34,8 +35,19 @@ def find_qna_files(root: str | Path) -> list[Path]:
     if not root.is_dir():
         raise TaxonomyError(f"taxonomy folder {root} not found (give the folder holding "
                             f"knowledge/ and compositional_skills/)")
-    return sorted(p for p in root.rglob(QNA)
+    return _files_named(root, QNA)
+
+
+def _files_named(root: Path, name: str) -> list[Path]:
+    return sorted(p for p in root.rglob(name)
                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def misnamed_leaves(root: Path, part: Path) -> list[Problem]:
+    """A warning for each qna.yml: InstructLab ignores it, so it is not read, but it is said."""
+    return [Problem(path, 1, 1, f"{MISNAMED_QNA} is not read (InstructLab reads only {QNA}): rename it to {QNA}",
+                    path.parent.relative_to(root).as_posix(), WARNING)
+            for path in _files_named(part, MISNAMED_QNA)]
 
 
 def within_taxonomy(path: Path) -> tuple[Path, Path]:
@@ -56,9 +68,11 @@ def scan_taxonomy(root: str | Path, *, max_seed_tokens: int | checks.SeedBudget 
     """Read every leaf: the ones InstructLab accepts, and every problem (error or warning) in any."""
     root, part = within_taxonomy(Path(root))
     files = find_qna_files(part)
+    misnamed = misnamed_leaves(root, part)
     if not files:
-        raise TaxonomyError(f"no {QNA} files under {part}: a leaf is a folder holding a {QNA}")
-    leaves, problems = [], []
+        hint = f" ({len(misnamed)} {MISNAMED_QNA} found: rename them to {QNA})" if misnamed else ""
+        raise TaxonomyError(f"no {QNA} files under {part}: a leaf is a folder holding a {QNA}{hint}")
+    leaves, problems = [], misnamed
     for qna_path in files:
         leaf, found = read_leaf(root, qna_path, max_seed_tokens=max_seed_tokens, count_tokens=count_tokens)
         problems += found
