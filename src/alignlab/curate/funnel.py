@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from alignlab.curate.steps import StepContext, leaf_of
+from alignlab.leaf_table import LeafTable
 from alignlab.records import Reject, Sample
 from alignlab.tally import Tally
 
@@ -89,7 +90,7 @@ def funnel_tables(counts: dict[str, Any]) -> list[Table]:
         removed = f"[red]{s['rejected']}[/]" if s["rejected"] else "0"
         steps.add_row(escape(s["step"]), str(s["in"]), str(s["out"]), removed,
                       escape("; ".join(x for x in (reasons, notes) if x)), f"{s['seconds']:.1f}")
-    leaves = Table(title="per leaf", title_justify="left")
+    leaves = LeafTable(title="per leaf", title_justify="left")
     labels = [s["step"] for s in counts["steps"]]
     leaves.add_column("leaf")
     leaves.add_column("in", justify="right")

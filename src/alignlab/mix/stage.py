@@ -25,6 +25,7 @@ from alignlab.artefacts import MIX_SUMMARY, SAMPLES, phase_file
 from alignlab.chat_format import render
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
+from alignlab.leaf_table import LeafTable
 from alignlab.mix import instructlab
 from alignlab.mix.instructlab import write_instructlab_phases
 from alignlab.mix.recipe import load_recipe
@@ -128,7 +129,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
                             f"{s['tokens']:,}")
         sources.add_row(f"[bold]{escape(name)}[/]", "[bold]total[/]", "", "", f"[bold]{phase['rows']}[/]",
                         f"[bold]{phase['tokens']:,}[/]", end_section=True)
-    leaves = Table(title="rows per leaf", title_justify="left")
+    leaves = LeafTable(title="rows per leaf", title_justify="left")
     leaves.add_column("leaf")
     names = list(summary["phases"])
     for name in names:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from alignlab.config import Config
+from alignlab.leaf_table import LeafTable
 from alignlab.llm.types import Backend
 from alignlab.sdg.generators import open_models, run_generators
 from alignlab.sdg.planner import PlanningBackend, ProbeSample
@@ -157,8 +157,8 @@ def parallel_width(model: Any) -> int:
 
 def print_dry_run(console: Console, cfg: Config, result: DryRun) -> None:
     price = cfg.backend.price_per_million_tokens
-    table = Table(title="generate --dry-run: what generate would send, per leaf", title_justify="left")
-    table.add_column("leaf", overflow="fold")  # a leaf path has no spaces to wrap at: fold it, never cut it
+    table = LeafTable(title="generate --dry-run: what generate would send, per leaf", title_justify="left")
+    table.add_column("leaf")
     for name in ("candidates", "requests", "prompt tokens", "completion tokens (at most)"):
         table.add_column(name, justify="right")
     if price is not None:
