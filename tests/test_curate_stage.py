@@ -107,6 +107,25 @@ def test_an_empty_result_is_explained_not_a_crash(tmp_path):
     assert (tmp_path / "runs/demo/curate/samples.jsonl").read_text() == ""
 
 
+def test_mix_after_an_empty_curate_stops_with_curates_error(tmp_path):
+    from rich.console import Console
+
+    from alignlab.mix.stage import mix
+    from alignlab.stage_summaries import say_curate
+
+    cfg = workspace(tmp_path, threshold=5.0)
+    write_generate_output(cfg, [s for s in generated_samples() if not s.unmask])
+    manifest = curate(cfg)
+    with pytest.raises(AlignlabError) as said_by_curate:
+        say_curate(Console(file=open("/dev/null", "w")), cfg, manifest)
+    with pytest.raises(AlignlabError) as said_by_mix:
+        mix(cfg)
+    assert str(said_by_mix.value) == str(said_by_curate.value)
+    assert str(said_by_mix.value).startswith("curate: no samples left of 42: ")
+    assert "loosen the step that removed most" in str(said_by_mix.value)
+    assert not (tmp_path / "runs/demo/mix").exists()  # no empty phases for training to fail on
+
+
 def test_curate_needs_a_finished_generate_stage(tmp_path):
     cfg = workspace(tmp_path)
     with pytest.raises(AlignlabError, match="stage 'generate' has not finished"):

@@ -143,7 +143,9 @@ def test_a_spec_kind_is_one_row(monkeypatch):
     assert model_id(spec) == "toy:echo"  # a served model is named by its spec
     with pytest.raises(ConfigError, match="expected 'toy:<name>'"):
         specs.parse_spec("toy:")
-    assert specs.parse_spec("elsewhere:ckpt").kind == "local"  # an unknown prefix is part of a path
+    with pytest.raises(ConfigError, match="unknown kind 'elsewhere'.*toy"):  # the table names the kinds
+        specs.parse_spec("elsewhere:ckpt")
+    assert specs.parse_spec("./elsewhere:ckpt").kind == "local"  # a path may hold a colon
 
 
 # ---------------------------------------------------------------- a training setting

@@ -165,6 +165,24 @@ def test_invalid_taxonomy_stops_before_any_teacher_call(tmp_path):
     assert teacher.seen == []
 
 
+def test_a_broken_leaf_elsewhere_does_not_block_a_leaf_filter(tmp_path):
+    """`--leaf` needs only the leaves it selects to be valid; the others' errors are one warning."""
+    config = workspace(tmp_path)
+    broken = tmp_path / "taxonomy" / "compositional_skills" / "writing" / "product_descriptions" / "qna.yaml"
+    broken.write_text(broken.read_text().replace("task_description:", "task_descriptionn:"))
+    cfg = load_config(config)
+    teacher = ScriptedTeacher()
+    cached = CachedBackend(teacher, RequestCache(cfg.cache_path))
+    console = Console(record=True, width=80)
+    manifest = generate(cfg, leaf_pattern="knowledge/*", models=(cached, cached), console=console)
+    assert set(manifest["counts"]["by_leaf"]) == {"knowledge/geography/islands/kelmarra"}
+    text = console.export_text()
+    assert ("warning: 2 errors in 1 other leaf (compositional_skills/writing/product_descriptions); "
+            "--leaf 'knowledge/*' does not need them") in text
+    with pytest.raises(AlignlabError, match=r"product_descriptions/qna.yaml:\d+:\d+"):
+        generate(cfg, leaf_pattern="compositional_skills/*", models=(cached, cached), console=console)
+
+
 def test_ray_engine_gives_the_same_records_as_the_local_engine(tmp_path, tiny_model_dir):
     pytest.importorskip("ray")
     ids = {}

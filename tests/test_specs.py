@@ -28,10 +28,27 @@ def test_spec_forms(tmp_path):
     ("openai:localhost:8000#m", "expected 'openai:"),
     ("openai:http://h:1/v1", "expected 'openai:"),
     ("", "empty model spec"),
+    ("bogus:thing", "unknown kind 'bogus' \\(kinds: embedded, openai\\)"),
+    ("embeded:smollm2-135m", "unknown kind 'embeded'"),
 ])
 def test_bad_specs_say_what_is_wrong(bad, why):
     with pytest.raises(ConfigError, match=why):
         parse_spec(bad)
+
+
+def test_a_path_with_a_colon_or_a_drive_letter_is_still_a_directory(tmp_path):
+    assert parse_spec("./ckpt:v2", base_dir=tmp_path).name == str(tmp_path / "ckpt:v2")
+    assert parse_spec("C:/models/student").kind == "local"
+
+
+def test_an_unknown_kind_in_the_config_points_at_its_line(tmp_path):
+    from alignlab.config import load_config
+
+    config = tmp_path / "alignlab.yaml"
+    config.write_text("name: t\nmodels:\n  student: embedded:smollm2-135m\n  teacher: bogus:thing\n")
+    with pytest.raises(ConfigError, match=r"alignlab.yaml:4:\d+: models.teacher: model spec 'bogus:thing': "
+                                          r"unknown kind 'bogus'"):
+        load_config(config)
 
 
 def test_truncated_variant_keeps_the_first_layers(tiny_model_dir):

@@ -69,8 +69,21 @@ def test_show_marks_leaves_that_do_not_load():
     assert result.exit_code == 0, result.output
     assert "syntax_error  invalid 1 error" in result.output
     assert "duplicate_question  freeform skill 5 seeds 1 warning" in result.output
-    # Documents are not read and the default seed budget holds: 4 warnings, not validate's 10.
-    assert " ".join(result.output.split()).endswith("; 10 errors, 4 warnings, run `alignlab taxonomy validate`")
+    assert " ".join(result.output.split()).endswith("; 10 errors, 9 warnings, run `alignlab taxonomy validate`")
+
+
+def test_show_counts_the_problems_validate_counts(tmp_path, monkeypatch):
+    """One set of checks (documents and the configured teacher's seed budget included) for both."""
+    shutil.copytree(DATA / "broken", tmp_path / "taxonomy")
+    qna = next((tmp_path / "taxonomy" / "knowledge").rglob("qna.yaml"))
+    for leaf in (DATA / "valid" / "knowledge").rglob("qna.yaml"):  # a valid knowledge leaf with a document
+        shutil.copytree(leaf.parent, qna.parent.parent / "with_document")
+    (tmp_path / "alignlab.yaml").write_text("taxonomy: taxonomy\n")
+    monkeypatch.chdir(tmp_path)
+    validated = runner.invoke(app, ["taxonomy", "validate"]).output.strip().splitlines()[-1]
+    shown = " ".join(runner.invoke(app, ["taxonomy", "show"]).output.split())
+    counts = validated.split(";")[0]
+    assert "warning" in counts and shown.endswith(f"; {counts}, run `alignlab taxonomy validate`"), (validated, shown)
 
 
 def test_diff_lists_every_leaf_against_an_empty_base():

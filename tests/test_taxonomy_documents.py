@@ -3,6 +3,8 @@ git repository (read at the commit), and a plain folder (read as it is)."""
 
 from __future__ import annotations
 
+import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -141,6 +143,23 @@ def test_pdf_text_is_extracted_and_a_broken_pdf_is_a_problem(tmp_path):
     assert [(d.path, d.text) for d in found] == [("tides.pdf", "Spring tides come at full moon.")]
     assert [p.line for p in problems] == [10]  # the second pattern
     assert "broken.pdf" in problems[0].message
+
+
+def test_an_odd_pdf_is_one_line_naming_it_not_pypdfs_raw_log(tmp_path, caplog):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    head, _, tail = minimal_pdf("Neap tides come at half moon.").rpartition(b"startxref\n")
+    pointer = int(tail.split(b"\n")[0])
+    (docs / "odd.pdf").write_bytes(head + b"startxref\n%d\n%%%%EOF\n" % (pointer + 3))  # pypdf repairs it
+    leaf = knowledge_leaf(tmp_path / "tax", str(docs), "recorded-only", ("odd.pdf",))
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(2):  # as `alignlab run` reads it, in validate and again in generate
+            found, problems = resolve_documents(leaf)
+            assert [d.text for d in found] == ["Neap tides come at half moon."] and problems == []
+    [record] = caplog.records  # nothing of pypdf's own, and the document said once
+    assert record.name == "alignlab.taxonomy.documents" and record.levelno == logging.WARNING
+    assert re.match(rf"{re.escape(str(docs / 'odd.pdf'))}: pypdf gave \d+ warnings? reading this PDF "
+                    r"\(first: incorrect startxref pointer", record.getMessage())
 
 
 @pytest.mark.parametrize("path, pattern, matches", [

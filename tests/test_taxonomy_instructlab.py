@@ -103,17 +103,18 @@ def test_the_community_corpus_covers_the_shapes_of_real_trees(capsys):
 def test_the_in_process_lint_finds_what_the_yamllint_command_finds():
     """`instructlab_verdict` lints in this process; InstructLab's parser pipes to the command.
     Every finding, warnings included, must be the same, at the same line and column."""
+    from alignlab.logcapture import captured_logs
     from alignlab.taxonomy import instructlab
 
     def findings(parser_class, path):
         parser = parser_class(schema_version=0, message_format=TaxonomyMessageFormat.LOGGING)
         parser.yq_available = False
-        with instructlab._captured() as capture:
+        with captured_logs(instructlab._LOGGER.name) as records:
             try:
                 parser.parse(path)
             except TaxonomyReadingException:
                 pass
-        return [f for f in map(instructlab._finding, capture.records) if f]
+        return [f for f in map(instructlab._finding, records) if f]
 
     files = sorted(p for tree in TREES for p in tree.rglob("qna.yaml"))
     linted = 0

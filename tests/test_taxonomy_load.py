@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from alignlab.taxonomy import (
-    FREEFORM_SKILL, GROUNDED_SKILL, KNOWLEDGE, DocumentSettings, TaxonomyError, load_taxonomy,
+    FREEFORM_SKILL, GROUNDED_SKILL, KNOWLEDGE, DocumentSettings, TaxonomyError, load_taxonomy, scan_taxonomy,
 )
 
 VALID = Path(__file__).parent / "data" / "taxonomy" / "valid"
@@ -74,4 +74,20 @@ def test_missing_or_empty_tree_is_a_clear_error(tmp_path):
     with pytest.raises(TaxonomyError, match="not found"):
         load_taxonomy(tmp_path / "nope")
     with pytest.raises(TaxonomyError, match="no qna.yaml files"):
+        load_taxonomy(tmp_path)
+
+
+def test_a_leaf_file_named_qna_yml_is_not_read_but_said(tmp_path):
+    shutil.copytree(VALID / "compositional_skills", tmp_path / "compositional_skills")
+    haiku = tmp_path / "compositional_skills" / "writing" / "haiku"
+    (haiku / "qna.yaml").rename(haiku / "qna.yml")
+    leaves, problems = scan_taxonomy(tmp_path)
+    assert "compositional_skills/writing/haiku" not in {leaf.path for leaf in leaves}  # as InstructLab
+    [problem] = problems
+    assert str(problem) == (f"{haiku / 'qna.yml'}:1:1: warning: qna.yml is not read (InstructLab reads "
+                            f"only qna.yaml): rename it to qna.yaml")
+    assert problem.leaf == "compositional_skills/writing/haiku"
+    for qna in tmp_path.rglob("qna.yaml"):
+        qna.rename(qna.with_name("qna.yml"))
+    with pytest.raises(TaxonomyError, match=r"no qna.yaml files .*\(2 qna.yml found: rename them to qna.yaml\)"):
         load_taxonomy(tmp_path)

@@ -7,6 +7,7 @@ runs its entry of `pipeline.STAGES` through `pipeline.run_stage`, exactly as `al
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -30,8 +31,21 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="alignlab.yaml o
 ModelOpt = Annotated[str, typer.Option("--model", "-m", help="model spec, e.g. embedded:smollm2-135m")]
 
 
+class _ConsoleLog(logging.Handler):
+    """alignlab's own log lines (a PDF pypdf had to repair, a report section that failed) as
+    `warning: ...` on stderr, in the console's style rather than Python's bare default."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = logging.Formatter("%(message)s").format(record)  # a traceback, when one was logged
+        err_console.print(f"{record.levelname.lower()}: {text}", style="yellow", markup=False,
+                          highlight=False, soft_wrap=True)
+
+
 def main() -> None:
     """Console entry point: user errors print as one clean message, never a traceback."""
+    logger = logging.getLogger("alignlab")
+    logger.addHandler(_ConsoleLog(logging.WARNING))
+    logger.propagate = False
     try:
         app()
     except AlignlabError as e:
@@ -50,6 +64,8 @@ def main() -> None:
 TaxonomyArg = Annotated[Path | None, typer.Argument(
     help="taxonomy folder (holding knowledge/, compositional_skills/); default: `taxonomy:` of "
          "./alignlab.yaml, else ./taxonomy", show_default=False)]
+DocumentsOpt = Annotated[bool, typer.Option(help="check that knowledge documents can be read")]
+OfflineOpt = Annotated[bool, typer.Option(help="do not fetch remote document repositories")]
 
 
 def taxonomy_folder(path: Path | None) -> Path:
@@ -72,18 +88,17 @@ def taxonomy_validate(
         max_seed_tokens: Annotated[int | None, typer.Option(
             help="largest seed example, in tokens (~4 characters each); default: 1/8 of the "
                  "teacher's context")] = None,
-        documents: Annotated[bool, typer.Option(help="check that knowledge documents can be read")] = True,
-        offline: Annotated[bool, typer.Option(help="do not fetch remote document repositories")] = False,
+        documents: DocumentsOpt = True,
+        offline: OfflineOpt = False,
         strict: Annotated[bool, typer.Option(help="count warnings as errors (exit 1), e.g. in CI")] = False,
 ) -> None:
     """Check every qna.yaml: InstructLab's verdict (errors, exit 1), then alignlab's own checks
     (duplicates, seed length, documents, structure) as warnings."""
-    from alignlab.taxonomy import check_taxonomy
-    from alignlab.taxonomy.validate import count_kinds, count_problems, plural, remote_leaves, seed_limit
+    from alignlab.taxonomy.validate import check_taxonomy_for, count_kinds, count_problems, plural, remote_leaves
 
     path = taxonomy_folder(path)
-    budget = seed_limit(teacher, max_seed_tokens, WORKSPACE_CONFIG)
-    leaves, problems = check_taxonomy(path, max_seed_tokens=budget, check_documents=documents, offline=offline)
+    leaves, problems = check_taxonomy_for(path, WORKSPACE_CONFIG, teacher=teacher, max_seed_tokens=max_seed_tokens,
+                                          check_documents=documents, offline=offline)
     if strict:
         problems = [p.as_error() for p in problems]
     if offline and documents and (remote := remote_leaves(leaves)):
@@ -104,14 +119,14 @@ def taxonomy_validate(
 
 
 @taxonomy_app.command("show")
-def taxonomy_show(path: TaxonomyArg = None) -> None:
-    """Print the tree with each leaf's kind and seed counts."""
-    from alignlab.taxonomy import scan_taxonomy
+def taxonomy_show(path: TaxonomyArg = None, documents: DocumentsOpt = True, offline: OfflineOpt = False) -> None:
+    """Print the tree with each leaf's kind and seed counts, and the problems `alignlab taxonomy
+    validate` finds (the same checks, so the same count)."""
     from alignlab.taxonomy.show import taxonomy_tree
-    from alignlab.taxonomy.validate import count_kinds, count_problems, plural
+    from alignlab.taxonomy.validate import check_taxonomy_for, count_kinds, count_problems, plural
 
     path = taxonomy_folder(path)
-    leaves, problems = scan_taxonomy(path)
+    leaves, problems = check_taxonomy_for(path, WORKSPACE_CONFIG, check_documents=documents, offline=offline)
     console.print(taxonomy_tree(path, leaves, problems))
     note = f"; {count_problems(problems)}, run `alignlab taxonomy validate`" if problems else ""
     console.print(f"{plural(len(leaves), 'leaf', 'leaves')}: {count_kinds(leaves)}{note}", highlight=False)
@@ -230,7 +245,7 @@ def generate(config: ConfigOpt = WORKSPACE_CONFIG,
 
         cfg = load_config(config, overrides=overrides)
         preflight(cfg, ("generate",))  # as the stage would check it
-        print_dry_run(console, cfg, plan_generate(cfg, leaf_pattern=leaf, probe_per_kind=probe))
+        print_dry_run(console, cfg, plan_generate(cfg, leaf_pattern=leaf, probe_per_kind=probe, console=console))
         return
     _run_stage(config, "generate", force, overrides, leaf_pattern=leaf)
 

@@ -10,7 +10,6 @@ from typing import Any
 from rich.console import Console
 
 from alignlab.config import Config
-from alignlab.errors import AlignlabError
 from alignlab.stage import finished_stage
 
 
@@ -30,7 +29,7 @@ def say_generate(console: Console, cfg: Config, manifest: dict[str, Any]) -> Non
 
 
 def say_curate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
-    from alignlab.curate.funnel import empty_explanation, funnel_tables
+    from alignlab.curate.funnel import empty_curate_error, funnel_tables
 
     from alignlab.sdg.stage import leaf_subset_note
 
@@ -40,8 +39,8 @@ def say_curate(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:
     if note := leaf_subset_note(finished_stage(cfg, "generate").manifest()):
         console.print(f"[yellow]{note}[/]", highlight=False)
     # Nothing to train on is the end of the run: mix and every stage after it need samples.
-    if explanation := empty_explanation(manifest["counts"]):
-        raise AlignlabError(f"curate: {explanation}")
+    if error := empty_curate_error(manifest["counts"]):
+        raise error
 
 
 def say_mix(console: Console, cfg: Config, manifest: dict[str, Any]) -> None:

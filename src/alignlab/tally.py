@@ -15,6 +15,7 @@ from typing import Any
 
 from rich.table import Table
 
+from alignlab.leaf_table import LeafTable
 from alignlab.records import Reject
 from alignlab.store import JsonlStream, StageDir, write_json, write_jsonl
 
@@ -90,7 +91,7 @@ class Tally:
 def counts_table(counts: dict[str, Any], title: str) -> Table:
     """Per-leaf kept and rejected-by-reason (from `Tally.counts()`), for end-of-command summaries."""
     reasons = sorted(counts["by_reason"])
-    table = Table(title=title, title_justify="left")
+    table = LeafTable(title=title, title_justify="left")
     table.add_column("leaf")
     table.add_column("kept", justify="right")
     for r in reasons:

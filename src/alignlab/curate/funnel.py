@@ -15,6 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from alignlab.curate.steps import StepContext, leaf_of
+from alignlab.errors import AlignlabError
+from alignlab.leaf_table import LeafTable
 from alignlab.records import Reject, Sample
 from alignlab.tally import Tally
 
@@ -89,7 +91,7 @@ def funnel_tables(counts: dict[str, Any]) -> list[Table]:
         removed = f"[red]{s['rejected']}[/]" if s["rejected"] else "0"
         steps.add_row(escape(s["step"]), str(s["in"]), str(s["out"]), removed,
                       escape("; ".join(x for x in (reasons, notes) if x)), f"{s['seconds']:.1f}")
-    leaves = Table(title="per leaf", title_justify="left")
+    leaves = LeafTable(title="per leaf", title_justify="left")
     labels = [s["step"] for s in counts["steps"]]
     leaves.add_column("leaf")
     leaves.add_column("in", justify="right")
@@ -107,10 +109,17 @@ def funnel_tables(counts: dict[str, Any]) -> list[Table]:
 
 def empty_explanation(counts: dict[str, Any]) -> str | None:
     """When nothing survived: what each step removed, and why."""
-    if counts["out"] or not counts["in"]:
+    if counts.get("out") or not counts.get("in"):  # a manifest without the funnel's counts says nothing
         return None
     removed = "; ".join(f"{s['step']} removed {s['rejected']} ("
                         + ", ".join(f"{r} {n}" for r, n in s["by_reason"].items()) + ")"
                         for s in counts["steps"] if s["rejected"])
     return (f"no samples left of {counts['in']}: {removed}. rejects.jsonl holds each one's reason and "
             f"detail; loosen the step that removed most in alignlab.yaml (curate.steps).")
+
+
+def empty_curate_error(counts: dict[str, Any]) -> AlignlabError | None:
+    """The error that ends a run when curate kept nothing: said by curate's summary, and again
+    by mix when it is started on that empty output."""
+    explanation = empty_explanation(counts)
+    return AlignlabError(f"curate: {explanation}") if explanation else None

@@ -16,6 +16,7 @@ from typing import Any
 from rich.table import Table
 
 from alignlab.evaluate.summary import ALL
+from alignlab.leaf_table import LeafTable
 from alignlab.stats import format_delta, paired_items, significant
 
 
@@ -76,7 +77,7 @@ def delta_text(row: dict[str, Any], tolerance: float = 0.0) -> str:
 def forgetting_table(rows: Sequence[dict[str, Any]], before_label: str = "before",
                      after_label: str = "after", tolerance: float = 0.0) -> Table:
     """Gains green, losses (beyond `tolerance`) red."""
-    table = Table(title=f"{before_label} -> {after_label}", title_justify="left")
+    table = LeafTable(title=f"{before_label} -> {after_label}", title_justify="left", leaf_column=1)
     for name, justify in (("metric", "left"), ("leaf", "left"), (before_label, "right"),
                           (after_label, "right"), ("delta [95 % CI], paired test", "right")):
         table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]

@@ -8,6 +8,7 @@ from typing import Any
 
 from rich.table import Table
 
+from alignlab.leaf_table import LeafTable
 from alignlab.stats import format_interval
 
 ALL = "(all)"
@@ -53,7 +54,7 @@ def _fmt_measured(measured: Measured | None) -> str:
 def results_table(results_by_label: Mapping[str, Mapping[str, Any]]) -> Table:
     per_model = {label: result_rows(r) for label, r in results_by_label.items()}
     keys = list(dict.fromkeys(k for rows in per_model.values() for k in rows))
-    table = Table(title="evaluation (95 % intervals)", title_justify="left")
+    table = LeafTable(title="evaluation (95 % intervals)", title_justify="left", leaf_column=1)
     table.add_column("metric", overflow="fold")
     table.add_column("leaf / task", overflow="fold")
     for label in per_model:
@@ -65,8 +66,8 @@ def results_table(results_by_label: Mapping[str, Mapping[str, Any]]) -> Table:
 
 def comparison_table(result: Mapping[str, Any]) -> Table:
     a, b = result["a"]["label"], result["b"]["label"]
-    table = Table(title=f"{a} vs {b} (judge {result['judge']}, tie band "
-                        f"±{result['tie_band']})", title_justify="left")
+    table = LeafTable(title=f"{a} vs {b} (judge {result['judge']}, tie band "
+                            f"±{result['tie_band']})", title_justify="left")
     for name in ("leaf", f"win rate of {a} [95 % CI]", "wins", "ties", "losses", "unparseable"):
         table.add_column(name, justify="left" if name == "leaf" else "right", overflow="fold")
     leaves = dict(result["by_leaf"])

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +91,9 @@ KINDS: dict[str, SpecKind] = {
     "openai": SpecKind(_openai, "'openai:<base_url>#<model>'", local=False),
 }
 _FORMS = [kind.form for kind in KINDS.values()]
+# `word:rest` reads as a kind of spec, so a typo such as `embeded:...` or `vllm:...` is an error
+# naming the kinds, not a directory that fails much later; one letter is a Windows drive.
+_KIND_LIKE = re.compile(r"[A-Za-z][A-Za-z0-9_+.-]+")
 SPEC_HELP = f"a model spec is {', '.join(_FORMS[:-1])}, or {_FORMS[-1]}"
 
 
@@ -99,6 +103,10 @@ def parse_spec(raw: str, base_dir: Path | None = None) -> ModelSpec:
         raise ConfigError(f"empty model spec: {SPEC_HELP}")
     raw = raw.strip()
     prefix, sep, rest = raw.partition(":")
+    if sep and prefix not in KINDS and _KIND_LIKE.fullmatch(prefix):
+        known = ", ".join(k for k in KINDS if k != LOCAL)
+        raise ConfigError(f"model spec {raw!r}: unknown kind {prefix!r} (kinds: {known}); {SPEC_HELP} "
+                          f"(a directory whose name holds a colon: ./{raw})")
     if not sep or prefix == LOCAL or prefix not in KINDS:
         prefix, rest = LOCAL, raw
     return KINDS[prefix].parse(rest, raw, base_dir)

@@ -24,7 +24,9 @@ from rich.table import Table
 from alignlab.artefacts import MIX_SUMMARY, SAMPLES, phase_file
 from alignlab.chat_format import render
 from alignlab.config import Config
+from alignlab.curate.funnel import empty_curate_error
 from alignlab.errors import AlignlabError
+from alignlab.leaf_table import LeafTable
 from alignlab.mix import instructlab
 from alignlab.mix.instructlab import write_instructlab_phases
 from alignlab.mix.recipe import load_recipe
@@ -90,6 +92,11 @@ def summarise(phases: list[PhaseMix], count: Callable[[list[Sample]], list[int]]
 def mix(cfg: Config, force: bool = False) -> dict[str, Any]:
     """Build every phase's file from the recipe; returns the stage manifest."""
     resolved = load_recipe(cfg)  # every recipe problem surfaces here, with its file:line
+    # An empty curate is the end of the run (its summary said why); started on its own, mix says
+    # the same, rather than write empty phases for training to fail on later.
+    if any(source.kind == "select" for phase in resolved.recipe.phases for source in phase.sources):
+        if error := empty_curate_error(finished_stage(cfg, "curate").manifest()["counts"]):
+            raise error
     inputs = {"curate": upstream(cfg, "curate")}
     if resolved.recipe_file is not None:
         inputs["recipe"] = file_fingerprint(resolved.recipe_file)
@@ -128,7 +135,7 @@ def summary_tables(summary: dict[str, Any]) -> list[Table]:
                             f"{s['tokens']:,}")
         sources.add_row(f"[bold]{escape(name)}[/]", "[bold]total[/]", "", "", f"[bold]{phase['rows']}[/]",
                         f"[bold]{phase['tokens']:,}[/]", end_section=True)
-    leaves = Table(title="rows per leaf", title_justify="left")
+    leaves = LeafTable(title="rows per leaf", title_justify="left")
     leaves.add_column("leaf")
     names = list(summary["phases"])
     for name in names:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from alignlab.config import Config
+from alignlab.leaf_table import LeafTable
 from alignlab.llm.types import Backend
 from alignlab.sdg.generators import open_models, run_generators
 from alignlab.sdg.planner import PlanningBackend, ProbeSample
@@ -97,10 +97,10 @@ class DryRun:
 
 
 def dry_run(cfg: Config, *, leaf_pattern: str | None = None, probe_per_kind: int | None = None,
-            models: tuple[Backend, Backend] | None = None) -> DryRun:
+            models: tuple[Backend, Backend] | None = None, console: Console | None = None) -> DryRun:
     """Plan generate without running it; `models` (teacher, judge) replaces the configured ones
     (tests); `probe_per_kind` (requests of each kind sent to time it) defaults to PROBE_PER_KIND."""
-    leaves = select_leaves(cfg, leaf_pattern)
+    leaves = select_leaves(cfg, leaf_pattern, console)
     documents, failed = leaf_documents(leaves)
     leaves = [leaf for leaf in leaves if leaf.path not in failed]
     teacher, judge = models or open_models(cfg, cached=False)  # a cache would be a trace
@@ -149,8 +149,8 @@ def probe(sample: ProbeSample) -> Probe:
 
 def print_dry_run(console: Console, cfg: Config, result: DryRun) -> None:
     price = cfg.backend.price_per_million_tokens
-    table = Table(title="generate --dry-run: what generate would send, per leaf", title_justify="left")
-    table.add_column("leaf", overflow="fold")  # a leaf path has no spaces to wrap at: fold it, never cut it
+    table = LeafTable(title="generate --dry-run: what generate would send, per leaf", title_justify="left")
+    table.add_column("leaf")
     for name in ("candidates", "requests", "prompt tokens", "completion tokens (at most)"):
         table.add_column(name, justify="right")
     if price is not None:

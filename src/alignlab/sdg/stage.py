@@ -13,7 +13,6 @@ answered (the request cache) and writes the same files.
 
 from __future__ import annotations
 
-import fnmatch
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -39,7 +38,9 @@ from alignlab.sdg.traffic import distinct_models, from_counts, sent_by, since, t
 from alignlab.stage import start_stage
 from alignlab.store import JsonlStream, read_jsonl, tree_fingerprint, write_jsonl
 from alignlab.tally import Tally, counts_table
-from alignlab.taxonomy import Document, DocumentError, Leaf, load_taxonomy, resolve_documents
+from alignlab.taxonomy import Document, DocumentError, Leaf, Problem, resolve_documents
+from alignlab.taxonomy.load import load_selected
+from alignlab.taxonomy.validate import plural
 from alignlab.taxonomy.chunking import Chunk, chunk_text
 
 
@@ -57,13 +58,24 @@ class Plan:
     candidates: list[Candidate]
 
 
-def select_leaves(cfg: Config, pattern: str | None) -> list[Leaf]:
-    leaves = load_taxonomy(cfg.taxonomy_path)  # raises with every error, before any teacher call
-    if pattern:
-        leaves = [lf for lf in leaves if fnmatch.fnmatch(lf.path, pattern) or lf.path.startswith(pattern.rstrip("/*"))]
-        if not leaves:
-            raise AlignlabError(f"--leaf {pattern!r} matches no leaf of {cfg.taxonomy_path}")
+def select_leaves(cfg: Config, pattern: str | None, console: Console | None = None) -> list[Leaf]:
+    """The leaves to generate for; raises with every error of a selected leaf, before any
+    teacher call. Errors in leaves `--leaf` left out are one warning line on `console`."""
+    leaves, elsewhere = load_selected(cfg.taxonomy_path, pattern)
+    if pattern and not leaves:
+        raise AlignlabError(f"--leaf {pattern!r} matches no leaf of {cfg.taxonomy_path}")
+    if elsewhere and console is not None:
+        console.print(f"warning: {elsewhere_note(elsewhere)}; --leaf {pattern!r} does not need them "
+                      f"(`alignlab taxonomy validate` lists them)", style="yellow", markup=False, highlight=False,
+                      soft_wrap=True)
     return leaves
+
+
+def elsewhere_note(errors: list[Problem], named: int = 3) -> str:
+    """"2 errors in 1 other leaf (compositional_skills/writing/x)": the leaves, a few by name."""
+    broken = sorted({p.leaf or str(p.path) for p in errors})
+    names = ", ".join(broken[:named]) + (f", and {len(broken) - named} more" if len(broken) > named else "")
+    return f"{plural(len(errors), 'error')} in {plural(len(broken), 'other leaf', 'other leaves')} ({names})"
 
 
 def leaf_documents(leaves: list[Leaf]) -> tuple[dict[str, list[Document]], dict[str, str]]:
@@ -96,7 +108,7 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     """Run the stage; `models` (teacher, judge) replaces the configured ones (tests)."""
     console = console or Console()
     s = cfg.generate
-    leaves = select_leaves(cfg, leaf_pattern)
+    leaves = select_leaves(cfg, leaf_pattern, console)
     run = start_stage(cfg, "generate", code=(__name__,),
                       settings={"generate": s.model_dump(mode="json"), "leaf_pattern": leaf_pattern},
                       inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import io
+import logging
 import os
 import re
 import shutil
@@ -24,12 +25,16 @@ from pathlib import Path, PurePosixPath
 
 from filelock import FileLock
 
+from alignlab.logcapture import captured_logs
 from alignlab.taxonomy.errors import DocumentError
 from alignlab.taxonomy.git import last_line, nul_list, run_git
 from alignlab.taxonomy.leaf import Leaf, Problem
 
 SUPPORTED_SUFFIXES = (".md", ".txt", ".pdf")
 _GIT_URL = re.compile(r"^(https?|ssh|git|file)://|^[\w.-]+@[\w.-]+:")
+log = logging.getLogger(__name__)
+# Documents already reported as odd: `alignlab run` reads them in validate and again in generate.
+_reported_pdfs: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,7 @@ def resolve_documents(leaf: Leaf) -> tuple[list[Document], list[Problem]]:
                 continue
             seen.add(rel)
             try:
-                documents.append(Document(rel, to_text(rel, root.read(rel)), root.source(rel)))
+                documents.append(Document(rel, to_text(rel, root.read(rel), root.source(rel)), root.source(rel)))
             except ValueError as e:
                 problems.append(_problem(leaf, _Issue(("document", "patterns", i), f"{root.source(rel)}: {e}")))
     return documents, problems
@@ -203,11 +208,12 @@ def _match(parts: list[str], pattern: list[str]) -> bool:
     return bool(parts) and fnmatch.fnmatchcase(parts[0], pattern[0]) and _match(parts[1:], pattern[1:])
 
 
-def to_text(rel: str, data: bytes) -> str:
-    """A document's text; raises ValueError saying why it cannot be used."""
+def to_text(rel: str, data: bytes, source: str | None = None) -> str:
+    """A document's text; raises ValueError saying why it cannot be used. `source` names the
+    document in the one line said about a PDF pypdf had to repair."""
     suffix = PurePosixPath(rel).suffix.lower()
     if suffix == ".pdf":
-        text = _pdf_text(data)
+        text = _pdf_text(data, source or rel)
         if not text.strip():
             raise ValueError("the PDF has no extractable text (a scanned image?)")
         return text
@@ -224,11 +230,20 @@ def to_text(rel: str, data: bytes) -> str:
     return text
 
 
-def _pdf_text(data: bytes) -> str:
+def _pdf_text(data: bytes, source: str) -> str:
     from pypdf import PdfReader
 
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        return "\n\n".join((page.extract_text() or "").strip() for page in reader.pages).strip()
-    except Exception as e:  # a damaged PDF fails in many ways inside pypdf; all mean "unreadable"
-        raise ValueError(f"cannot read the PDF: {type(e).__name__}: {e}") from None
+    # pypdf logs each repair of an odd PDF (a wrong xref offset, a broken stream) on its own
+    # loggers, several raw lines per file that do not say which file; they become one line here.
+    with captured_logs("pypdf", logging.WARNING) as records:
+        try:
+            reader = PdfReader(io.BytesIO(data))
+            text = "\n\n".join((page.extract_text() or "").strip() for page in reader.pages).strip()
+        except Exception as e:  # a damaged PDF fails in many ways inside pypdf; all mean "unreadable"
+            raise ValueError(f"cannot read the PDF: {type(e).__name__}: {e}") from None
+    if records and source not in _reported_pdfs:
+        _reported_pdfs.add(source)
+        log.warning("%s: pypdf gave %d warning%s reading this PDF (first: %s); its text was extracted, "
+                    "but check that it reads right, or save the PDF again", source, len(records),
+                    "s" if len(records) != 1 else "", records[0].getMessage().strip())
+    return text

@@ -34,6 +34,7 @@ from instructlab.schema.taxonomy import (
 from yamllint import linter
 from yamllint.config import YamlLintConfig
 
+from alignlab.logcapture import captured_logs
 from alignlab.taxonomy.leaf import ERROR, WARNING
 
 _LOGGER = logging.getLogger("instructlab.schema.taxonomy")
@@ -62,15 +63,6 @@ class Verdict:
         return self.exception is None and not any(f.severity == ERROR for f in self.findings)
 
 
-class _Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @contextlib.contextmanager
 def _tools_on_path() -> Iterator[None]:
     """The parser runs `yamllint` as a command; it is installed beside this Python, which is not
@@ -85,20 +77,6 @@ def _tools_on_path() -> Iterator[None]:
         yield
     finally:
         os.environ["PATH"] = old
-
-
-@contextlib.contextmanager
-def _captured() -> Iterator[_Capture]:
-    capture = _Capture()
-    propagate, level = _LOGGER.propagate, _LOGGER.level
-    _LOGGER.addHandler(capture)
-    _LOGGER.propagate = False  # nothing reaches the user's console twice
-    _LOGGER.setLevel(logging.DEBUG)
-    try:
-        yield capture
-    finally:
-        _LOGGER.removeHandler(capture)
-        _LOGGER.propagate, _LOGGER.level = propagate, level
 
 
 def _finding(record: logging.LogRecord) -> Finding | None:
@@ -146,12 +124,12 @@ def instructlab_verdict(path: Path) -> Verdict:
     """Parse one qna.yaml with InstructLab's parser, each schema version by its own rules."""
     parser = _Parser(schema_version=0, message_format=TaxonomyMessageFormat.LOGGING)
     parser.yq_available = _yq_answers_lines()
-    with _tools_on_path(), _captured() as capture:
+    with _tools_on_path(), captured_logs(_LOGGER.name) as records:
         try:
             taxonomy = parser.parse(path)
         except TaxonomyReadingException as e:
-            return Verdict(0, [f for f in map(_finding, capture.records) if f], e.__cause__ or e)
-    return Verdict(taxonomy.version, [f for f in map(_finding, capture.records) if f])
+            return Verdict(0, [f for f in map(_finding, records) if f], e.__cause__ or e)
+    return Verdict(taxonomy.version, [f for f in map(_finding, records) if f])
 
 
 def exception_place(exception: BaseException) -> tuple[int, int] | None:

@@ -7,16 +7,18 @@ own checks as warnings (duplicate keys and questions, seed length, folder, mixed
 
     leaves = load_taxonomy("taxonomy")          # raises TaxonomyInvalid listing every error
     leaves, problems = scan_taxonomy("taxonomy")  # best effort: valid leaves plus problems
+    leaves, elsewhere = load_selected("taxonomy", "knowledge/*")  # errors block only what is selected
 """
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 from alignlab.taxonomy import checks
 from alignlab.taxonomy.errors import TaxonomyError, TaxonomyInvalid
 from alignlab.taxonomy.leaf import (
-    FREEFORM_SKILL, GROUNDED_SKILL, KIND_FOLDERS, KNOWLEDGE, QA, DocumentSettings, Leaf, Problem,
+    FREEFORM_SKILL, GROUNDED_SKILL, KIND_FOLDERS, KNOWLEDGE, QA, WARNING, DocumentSettings, Leaf, Problem,
     SeedExample, problem_at,
 )
 from alignlab.taxonomy.instructlab import exception_place, instructlab_verdict
@@ -24,6 +26,7 @@ from alignlab.taxonomy.schema import key_label, verdict_problems
 from alignlab.yamlpos import PositionedYaml, YamlSyntaxError, load_yaml
 
 QNA = "qna.yaml"
+MISNAMED_QNA = "qna.yml"  # InstructLab reads qna.yaml only; a leaf written so is said, not read
 
 
 def find_qna_files(root: str | Path) -> list[Path]:
@@ -32,8 +35,19 @@ def find_qna_files(root: str | Path) -> list[Path]:
     if not root.is_dir():
         raise TaxonomyError(f"taxonomy folder {root} not found (give the folder holding "
                             f"knowledge/ and compositional_skills/)")
-    return sorted(p for p in root.rglob(QNA)
+    return _files_named(root, QNA)
+
+
+def _files_named(root: Path, name: str) -> list[Path]:
+    return sorted(p for p in root.rglob(name)
                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def misnamed_leaves(root: Path, part: Path) -> list[Problem]:
+    """A warning for each qna.yml: InstructLab ignores it, so it is not read, but it is said."""
+    return [Problem(path, 1, 1, f"{MISNAMED_QNA} is not read (InstructLab reads only {QNA}): rename it to {QNA}",
+                    path.parent.relative_to(root).as_posix(), WARNING)
+            for path in _files_named(part, MISNAMED_QNA)]
 
 
 def within_taxonomy(path: Path) -> tuple[Path, Path]:
@@ -54,9 +68,11 @@ def scan_taxonomy(root: str | Path, *, max_seed_tokens: int | checks.SeedBudget 
     """Read every leaf: the ones InstructLab accepts, and every problem (error or warning) in any."""
     root, part = within_taxonomy(Path(root))
     files = find_qna_files(part)
+    misnamed = misnamed_leaves(root, part)
     if not files:
-        raise TaxonomyError(f"no {QNA} files under {part}: a leaf is a folder holding a {QNA}")
-    leaves, problems = [], []
+        hint = f" ({len(misnamed)} {MISNAMED_QNA} found: rename them to {QNA})" if misnamed else ""
+        raise TaxonomyError(f"no {QNA} files under {part}: a leaf is a folder holding a {QNA}{hint}")
+    leaves, problems = [], misnamed
     for qna_path in files:
         leaf, found = read_leaf(root, qna_path, max_seed_tokens=max_seed_tokens, count_tokens=count_tokens)
         problems += found
@@ -68,10 +84,26 @@ def scan_taxonomy(root: str | Path, *, max_seed_tokens: int | checks.SeedBudget 
 def load_taxonomy(root: str | Path, **options) -> list[Leaf]:
     """Every leaf of the tree; raises `TaxonomyInvalid` if InstructLab rejects any qna.yaml
     (warnings do not stop it). Documents are not read here: `read_documents(leaf)` does that."""
+    return load_selected(root, None, **options)[0]
+
+
+def matches_leaf(name: str, pattern: str) -> bool:
+    """Whether a `--leaf` glob selects the leaf `name`; a plain prefix selects a subtree."""
+    return fnmatch.fnmatch(name, pattern) or name.startswith(pattern.rstrip("/*"))
+
+
+def load_selected(root: str | Path, pattern: str | None, **options) -> tuple[list[Leaf], list[Problem]]:
+    """The leaves `pattern` selects (every leaf when None), and the errors of the leaves it
+    leaves out. Raises `TaxonomyInvalid` only when InstructLab rejects a selected qna.yaml: a
+    broken leaf elsewhere in the tree must not stop work on the ones asked for."""
     leaves, problems = scan_taxonomy(root, **options)
-    if errors := [p for p in problems if p.is_error]:
-        raise TaxonomyInvalid(errors)
-    return leaves
+    errors = [p for p in problems if p.is_error]
+    if pattern:
+        leaves = [leaf for leaf in leaves if matches_leaf(leaf.path, pattern)]
+    selected = [p for p in errors if not pattern or p.leaf is None or matches_leaf(p.leaf, pattern)]
+    if selected:
+        raise TaxonomyInvalid(selected)
+    return leaves, [p for p in errors if p not in selected]
 
 
 def read_leaf(root: Path, qna_path: Path, *,

@@ -28,16 +28,19 @@ def leaf_label(leaf: Leaf) -> str:
 
 
 def taxonomy_tree(root: str | Path, leaves: list[Leaf], problems: list[Problem]) -> Tree:
-    """Folders nest as in the tree; a leaf shows its errors and warnings, and one InstructLab
-    rejects (or that holds nothing) shows as invalid."""
+    """Folders nest as in the tree; a leaf shows its errors and warnings, one InstructLab
+    rejects (or that holds nothing) shows as invalid, and a folder not read as a leaf (its
+    file is named qna.yml) as not read."""
     labels = {leaf.path: leaf_label(leaf) for leaf in leaves}
     by_leaf: dict[str, list[Problem]] = {}
     for p in problems:
         if p.leaf:
             by_leaf.setdefault(p.leaf, []).append(p)
     for path, found in by_leaf.items():
-        note = f"[{'red' if any(p.is_error for p in found) else 'yellow'}]{count_problems(found)}[/]"
-        labels[path] = f"{labels[path]} {note}" if path in labels else f"[red]invalid[/] {note}"
+        broken = any(p.is_error for p in found)
+        note = f"[{'red' if broken else 'yellow'}]{count_problems(found)}[/]"
+        unread = "[red]invalid[/]" if broken else "[yellow]not read[/]"  # e.g. a qna.yml
+        labels[path] = f"{labels[path]} {note}" if path in labels else f"{unread} {note}"
     tree = Tree(f"[bold]{escape(str(root))}[/]")
     nodes: dict[str, Tree] = {}
     for path in sorted(labels):

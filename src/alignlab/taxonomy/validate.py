@@ -46,6 +46,16 @@ def remote_leaves(leaves: list[Leaf]) -> list[Leaf]:
     return [leaf for leaf in leaves if leaf.document is not None and is_git_url(leaf.document.repo)]
 
 
+def check_taxonomy_for(root: str | Path, config_file: Path, *, teacher: str | None = None,
+                       max_seed_tokens: int | None = None, check_documents: bool = True,
+                       offline: bool = False) -> tuple[list[Leaf], list[Problem]]:
+    """`check_taxonomy` with the seed budget of the teacher given or configured in
+    `config_file`: what `alignlab taxonomy validate` and `alignlab taxonomy show` both count,
+    so the two commands never disagree on a tree's warnings."""
+    budget = seed_limit(teacher, max_seed_tokens, config_file)
+    return check_taxonomy(root, max_seed_tokens=budget, check_documents=check_documents, offline=offline)
+
+
 def seed_limit(teacher: str | None, max_seed_tokens: int | None,
                config_file: Path) -> int | checks.SeedBudget | None:
     """The seed budget `validate` checks against: a number the user gave, else the teacher's
