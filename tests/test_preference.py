@@ -172,9 +172,9 @@ def test_reward_accuracy_on_held_out_pairs(tiny_model_dir, tokenizer):
         shift = -1.0 if k < 2 else 1.0
         pair.metadata.update(ref_chosen_logp=float(pc[k]) + shift, ref_rejected_logp=float(pr[k]))
     assert reward_accuracy(policy, pairs, tokenizer, dpo) == pytest.approx(0.5)
-    # A reference model equal to the policy gives no pair a positive implicit reward.
+    # A reference model equal to the policy ties on every pair: half of each, chance.
     bare = _pairs(4)
-    assert reward_accuracy(policy, bare, tokenizer, dpo, reference=_model(tiny_model_dir)) == 0.0
+    assert reward_accuracy(policy, bare, tokenizer, dpo, reference=_model(tiny_model_dir)) == 0.5
 
 
 def test_adapter_disabled_model_is_the_reference(tiny_model_dir, tokenizer):
@@ -198,15 +198,15 @@ def test_adapter_disabled_model_is_the_reference(tiny_model_dir, tokenizer):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_a_policy_equal_to_its_stored_reference_has_zero_reward_accuracy(tiny_model_dir, tokenizer, precision):
-    # The align stage reports the start's accuracy as 0 without scoring it: that holds only
+def test_a_policy_equal_to_its_stored_reference_has_chance_reward_accuracy(tiny_model_dir, tokenizer, precision):
+    # The align stage reports the start's accuracy as 0.5 without scoring it: that holds only
     # when the reference was computed at the precision the policy is scored at.
     model = _model(tiny_model_dir)
     pairs = _pairs(4)
     precompute_reference_logps(model, pairs, tokenizer, reference_id=f"tiny|{precision}", progress=False,
                                precision=precision)
     dpo = PreferenceLossConfig(kind="dpo")
-    assert reward_accuracy(model, pairs, tokenizer, dpo, precision=precision) == 0.0
+    assert reward_accuracy(model, pairs, tokenizer, dpo, precision=precision) == 0.5  # every pair ties
 
 
 def test_bf16_reference_logps_run_under_autocast(tiny_model_dir, tokenizer):

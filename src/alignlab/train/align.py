@@ -195,9 +195,10 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
 
     score = heldout_reward_accuracy(cfg, heldout, tokenizer)
     # For DPO, IPO, hinge and KTO the starting model is the reference, scored at the same
-    # precision, so every margin is exactly 0 and its accuracy is 0 without a pass over the
-    # held-out pairs; for SLiC, SimPO and ORPO it is the starting model's own preference.
-    before = None if not heldout else 0.0 if a.loss.needs_reference else score(start)
+    # precision, so every margin is exactly 0 and its accuracy is known without a pass over the
+    # held-out pairs: every pair ties, which counts half (tests/test_preference.py checks the
+    # identity by scoring); for SLiC, SimPO and ORPO it is the starting model's own preference.
+    before = None if not heldout else 0.5 if a.loss.needs_reference else score(start)
     settings = LoopSettings.of(a, fingerprint=run.fingerprint, tensorboard=cfg.train.tensorboard)
     result = train_loop(lambda resume: load_trainable_model(start, a.method, a.lora, resume), tokenizer,
                         batches, loss_fn, settings, out, score=score, stop_at_step=stop_at_step,

@@ -249,7 +249,7 @@ def reward_accuracy(model: Any, pairs: Sequence[Pair], tokenizer: Any, cfg: Pref
 
     The reference log-probs come from the pairs' metadata when every pair has them (for the
     same `max_length`), else from `reference` (a model) or, with `disable_adapter`, from
-    `model` with its LoRA adapter off."""
+    `model` with its LoRA adapter off. Ties count half."""
     if not pairs:
         raise AlignlabError("reward accuracy needs at least one held-out pair")
     tokenized = tokenize_pairs(tokenizer, pairs, max_length)
@@ -275,4 +275,7 @@ def reward_accuracy(model: Any, pairs: Sequence[Pair], tokenizer: Any, cfg: Pref
     _, chosen_rewards, rejected_rewards = preference_loss(
         paired, chosen, rejected, ref_chosen, ref_rejected, -chosen / lengths[0].clamp(min=1),
         chosen_lengths=lengths[0], rejected_lengths=lengths[1])
-    return float((chosen_rewards > rejected_rewards).float().mean())
+    # A tie counts half, as a coin toss would: a policy equal to its reference ties on every
+    # pair and scores 0.5, chance, not 0.
+    wins = (chosen_rewards > rejected_rewards).float() + 0.5 * (chosen_rewards == rejected_rewards).float()
+    return float(wins.mean())
