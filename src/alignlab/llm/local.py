@@ -177,11 +177,7 @@ class LocalBackend:
         unique: dict[tuple[int, ...], int] = {}
         owner = torch.tensor([unique.setdefault(tuple(r.prompt_ids), len(unique)) for r in rows])
         prompts = [list(p) for p in unique]
-        pad = self.tokenizer.pad_token_id
-        width = max(len(p) for p in prompts)
-        input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        input_ids, mask, positions = self._left_padded(prompts)
         cache = DynamicCache()
         active = list(rows)
         self.stats.calls += 1
@@ -217,6 +213,15 @@ class LocalBackend:
                 out = self._forward(input_ids=torch.tensor(next_ids).unsqueeze(-1), attention_mask=mask,
                                     position_ids=positions, past_key_values=cache, use_cache=True)
                 cache, logits = out.past_key_values, out.logits[:, -1, :]
+
+    def _left_padded(self, seqs: Sequence[Sequence[int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Token ids, attention mask and positions of `seqs` left-padded to the longest, so
+        every row's last token sits in the last column (prefill for decoding and scoring)."""
+        pad = self.tokenizer.pad_token_id
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([[pad] * (width - len(s)) + list(s) for s in seqs])
+        mask = torch.tensor([[0] * (width - len(s)) + [1] * len(s) for s in seqs])
+        return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
     def _record(self, row: _Row, token: int, logprobs: torch.Tensor) -> int:
         """Append the chosen token to the row and decide whether the row is finished."""
@@ -287,16 +292,17 @@ class LocalBackend:
                 groups.setdefault(tuple(ctx), []).append(i)
         # Longest context first, so the batch's first context sets its padded width.
         batch: list[tuple[int, ...]] = []
+        rows = longest = 0  # continuations in the batch, and the longest of them
         for ctx in sorted(groups, key=len, reverse=True):
-            rows = sum(len(groups[c]) for c in batch) + len(groups[ctx])
+            mine = max(len(encoded[i][1]) for i in groups[ctx])
             widest = len(batch[0]) if batch else len(ctx)
-            longest = max(len(encoded[i][1]) for c in [*batch, ctx] for i in groups[c])
             if batch and (len(batch) >= self.max_batch_size
                           or widest * (len(batch) + 1) > self.max_batch_tokens
-                          or rows * (widest + longest) > 4 * self.max_batch_tokens):
+                          or (rows + len(groups[ctx])) * (widest + max(longest, mine)) > 4 * self.max_batch_tokens):
                 self._score_batch(batch, groups, encoded, scores)
-                batch = []
+                batch, rows, longest = [], 0, 0
             batch.append(ctx)
+            rows, longest = rows + len(groups[ctx]), max(longest, mine)
         if batch:
             self._score_batch(batch, groups, encoded, scores)
         return [s for s in scores if s is not None]
@@ -309,10 +315,7 @@ class LocalBackend:
         from transformers import DynamicCache
 
         pad = self.tokenizer.pad_token_id
-        width = len(contexts[0])
-        ids = torch.tensor([[pad] * (width - len(c)) + list(c) for c in contexts])
-        ctx_mask = torch.tensor([[0] * (width - len(c)) + [1] * len(c) for c in contexts])
-        positions = (ctx_mask.cumsum(-1) - 1).clamp(min=0)
+        ids, ctx_mask, positions = self._left_padded(contexts)
         members = [(k, i) for k, c in enumerate(contexts) for i in groups[c]]
         owner = torch.tensor([k for k, _ in members])
         conts = [encoded[i][1] for _, i in members]
@@ -327,7 +330,7 @@ class LocalBackend:
             if longest > 0:
                 cache = out.past_key_values
                 cache.batch_select_indices(owner)
-                tail = torch.tensor([c[:-1][:longest] + [pad] * (longest - len(c) + 1) for c in conts])
+                tail = torch.tensor([c[:-1] + [pad] * (longest - len(c) + 1) for c in conts])
                 tail_mask = torch.tensor([[1] * (len(c) - 1) + [0] * (longest - len(c) + 1) for c in conts])
                 mask = torch.cat([ctx_mask[owner], tail_mask], dim=-1)
                 tail_positions = positions[owner, -1:] + 1 + torch.arange(longest)
