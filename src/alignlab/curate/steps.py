@@ -8,12 +8,13 @@ for one, so the request cache, batching settings and tests' fake backends are on
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from alignlab.config import Config
-from alignlab.llm import Backend, RequestCache, open_backend
+from alignlab.llm import Backend
+from alignlab.models import StageModels
 from alignlab.records import Sample
 
 
@@ -35,20 +36,19 @@ def reject(reason: str, **detail: Any) -> Verdict:
 
 @dataclass
 class StepContext:
-    """The config, the models steps ask for (opened once, behind the request cache) and progress."""
+    """The config, the models steps ask for (`StageModels`: opened once, behind the request
+    cache) and progress."""
 
     cfg: Config
     progress: Any = None  # a rich Progress (alignlab.progress.progress_bar) or None
-    backends: dict[str, Backend] = field(default_factory=dict)  # spec -> backend; tests put fakes here
-    _cache: RequestCache | None = None
+    backends: Mapping[str, Backend] = field(default_factory=dict)  # spec -> backend; tests put fakes here
+    models: StageModels = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.models = StageModels(self.cfg, given=self.backends)
 
     def backend(self, spec: str) -> Backend:
-        if spec not in self.backends:
-            if self._cache is None:
-                self._cache = self.cfg.request_cache()
-            self.backends[spec] = open_backend(spec, self.cfg.backend, self._cache,
-                                               base_dir=self.cfg.base_dir, tokenizer=self.cfg.tokenizer_for(spec))
-        return self.backends[spec]
+        return self.models.backend(spec)
 
     def track(self, description: str, total: int) -> Callable[..., None]:
         """A task on the progress display; call the result with how many items just finished."""
@@ -63,9 +63,7 @@ class StepContext:
         return advance
 
     def close(self) -> None:
-        if self._cache is not None:
-            self._cache.close()
-            self._cache = None
+        self.models.close()
 
 
 StepFunction = Callable[[list[Sample], Any, StepContext], list[Verdict]]

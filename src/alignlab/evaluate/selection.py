@@ -18,9 +18,10 @@ from alignlab.config import Config
 from alignlab.errors import ConfigError
 from alignlab.evaluate.judged import answer_prompts, judge_answers, judged_summary
 from alignlab.evaluate.mcq import accuracy, score_mcq
-from alignlab.evaluate.stage import backend_for, reported_items, reported_prompts
+from alignlab.evaluate.stage import reported_items, reported_prompts
 from alignlab.llm.cache import CachedBackend
 from alignlab.llm.types import Backend
+from alignlab.models import StageModels
 
 
 def _checkpoint_backend(cfg: Config, checkpoint: Path, cache) -> Backend:
@@ -38,11 +39,11 @@ def knowledge_mcq_metric(cfg: Config) -> Callable[[Path], float]:
         raise ConfigError(f"no held-out MCQ to select checkpoints with: add heldout_mcq.jsonl to "
                           f"the knowledge leaves under {cfg.taxonomy_path} or list files in "
                           f"eval.mcq_files")
-    cache = cfg.request_cache()
+    models = StageModels(cfg)
     key = "acc_norm" if cfg.eval.length_normalise else "acc"
 
     def metric(checkpoint: Path) -> float:
-        backend = _checkpoint_backend(cfg, checkpoint, cache)
+        backend = _checkpoint_backend(cfg, checkpoint, models.cache)
         try:
             rows = score_mcq(backend, items, cfg.eval.formulation, description=f"MCQ {Path(checkpoint).name}")
         finally:
@@ -58,16 +59,16 @@ def skill_judge_metric(cfg: Config) -> Callable[[Path], float]:
     if not prompts:
         raise ConfigError(f"no skill leaves with seed examples under {cfg.taxonomy_path} to "
                           f"select checkpoints with")
-    cache = cfg.request_cache()
+    models = StageModels(cfg)
     settings = cfg.eval.judged
 
     def metric(checkpoint: Path) -> float:
-        backend = _checkpoint_backend(cfg, checkpoint, cache)
+        backend = _checkpoint_backend(cfg, checkpoint, models.cache)
         try:
             answers = answer_prompts(backend, prompts, settings.max_tokens, f"answering {Path(checkpoint).name}")
         finally:
             backend.close()
-        rows = judge_answers(backend_for(cfg, cfg.judge, cache), prompts, answers, settings)
+        rows = judge_answers(models.backend(cfg.judge), prompts, answers, settings)
         return float(judged_summary(rows)["overall"]["mean_score"] or 0.0)
 
     return metric

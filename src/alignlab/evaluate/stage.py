@@ -29,11 +29,11 @@ from alignlab.evaluate.mcq import (
 )
 from alignlab.evaluate.teacher_mcq import TEMPLATE as TEACHER_TEMPLATE
 from alignlab.evaluate.teacher_mcq import teacher_mcq
-from alignlab.llm import Backend, RequestCache, open_backend
 from alignlab.llm.specs import parse_spec
+from alignlab.models import StageModels
 from alignlab.records import stable_id
 from alignlab.sdg.templates import load_template
-from alignlab.stage import start_stage
+from alignlab.stage import StageRun, start_stage
 from alignlab.store import (
     file_fingerprint, fingerprint, read_json, tree_fingerprint, write_json, write_jsonl,
 )
@@ -54,11 +54,6 @@ class EvalOptions:
     lm_eval_chat: bool = True
     # Document chunks of each knowledge leaf held out from training, for teacher-written MCQ.
     heldout_chunks: Mapping[str, Sequence[str]] | None = field(default=None, compare=False)
-
-
-def backend_for(cfg: Config, spec: str, cache: RequestCache | None = None) -> Backend:
-    return open_backend(spec, cfg.backend, cache or cfg.request_cache(), base_dir=cfg.base_dir,
-                        tokenizer=cfg.tokenizer_for(spec))
 
 
 def model_label(spec: str) -> str:
@@ -117,11 +112,12 @@ def _prompt_key(prompt: dict[str, Any]) -> str:
     return f"{prompt['leaf']}/{prompt['question']}"
 
 
-def teacher_items(cfg: Config, chunks: Mapping[str, Sequence[str]] | None) -> tuple[list[MCQ], Tally]:
+def teacher_items(cfg: Config, chunks: Mapping[str, Sequence[str]] | None,
+                  models: StageModels) -> tuple[list[MCQ], Tally]:
     tally = Tally("eval.teacher_mcq")
     if not chunks or cfg.eval.teacher_mcq_per_leaf == 0:
         return [], tally
-    teacher = backend_for(cfg, cfg.models.teacher)
+    teacher = models.backend(cfg.models.teacher)
     items: list[MCQ] = []
     for leaf, leaf_chunks in sorted(chunks.items()):
         got, leaf_tally = teacher_mcq(teacher, leaf_chunks, leaf, cfg.eval.teacher_mcq_per_leaf, cfg.seed)
@@ -173,13 +169,21 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
     if run.done and not force and run.dir.file("results.json").is_file():
         return read_json(run.dir.file("results.json"))
 
-    cache = cfg.request_cache()
+    models = StageModels(cfg)
+    try:
+        return _evaluate(cfg, spec, label, options, run, models)
+    finally:
+        models.close()
+
+
+def _evaluate(cfg: Config, spec: str, label: str, options: EvalOptions, run: StageRun,
+              models: StageModels) -> dict[str, Any]:
     results: dict[str, Any] = {"label": label, "model": spec}
     headline = "acc_norm" if cfg.eval.length_normalise else "acc"
     counts: dict[str, Any] = {}
 
     items = reported_items(cfg, options.mcq_files)
-    extra, tally = teacher_items(cfg, options.heldout_chunks)
+    extra, tally = teacher_items(cfg, options.heldout_chunks, models)
     items += extra
     if extra or tally.n_rejected:
         results["teacher_mcq"] = tally.counts()
@@ -198,7 +202,7 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
                              options.lm_eval_limit, options.lm_eval_chat, settings=cfg.backend)
         write_json(run.dir.file("lm_eval.json"), report)
         results["lm_eval"] = report["results"]
-    backend = backend_for(cfg, spec, cache)
+    backend = models.backend(spec)
     for key, file, question_set in (("mcq", "mcq.jsonl", items), ("general", "general_mcq.jsonl", general)):
         if question_set:
             rows = score_mcq(backend, question_set, cfg.eval.formulation, description=f"{label} {key}")
@@ -207,7 +211,7 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
             counts[key] = len(rows)
     if prompts:
         answers = answer_prompts(backend, prompts, cfg.eval.judged.max_tokens, f"{label} answering")
-        rows = judge_answers(backend_for(cfg, cfg.judge, cache), prompts, answers, cfg.eval.judged)
+        rows = judge_answers(models.backend(cfg.judge), prompts, answers, cfg.eval.judged)
         write_jsonl(run.dir.file("judged.jsonl"), rows)
         results["judged"] = {"judge": cfg.judge, "template": cfg.eval.judged.template,
                              **judged_summary(rows)}
@@ -228,12 +232,15 @@ def compare_models(cfg: Config, spec_a: str, spec_b: str, label_a: str | None = 
     if not prompts:
         raise ConfigError(f"no skill leaves with seed examples under {cfg.taxonomy_path}: "
                           f"nothing to compare the models on")
-    cache = cfg.request_cache()
+    models = StageModels(cfg)
     settings = cfg.eval.judged
-    answers = [answer_prompts(backend_for(cfg, spec, cache), prompts, settings.max_tokens, f"{label} answering")
-               for spec, label in ((spec_a, label_a), (spec_b, label_b))]
-    result = pairwise(backend_for(cfg, cfg.judge, cache), prompts, answers[0], answers[1],
-                      settings.tie_band, settings.pairwise_template)
+    try:
+        answers = [answer_prompts(models.backend(spec), prompts, settings.max_tokens, f"{label} answering")
+                   for spec, label in ((spec_a, label_a), (spec_b, label_b))]
+        result = pairwise(models.backend(cfg.judge), prompts, answers[0], answers[1],
+                          settings.tie_band, settings.pairwise_template)
+    finally:
+        models.close()
     result = {"a": {"label": label_a, "model": spec_a}, "b": {"label": label_b, "model": spec_b},
               "judge": cfg.judge, **result}
     folder = cfg.run_dir.stage("eval").path / "compare"

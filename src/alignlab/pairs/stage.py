@@ -30,8 +30,9 @@ from rich.table import Table
 from alignlab.artefacts import COUNTS, HELDOUT_PAIRS, PAIRS, REJECTS, SAMPLES
 from alignlab.config import Config
 from alignlab.errors import AlignlabError
-from alignlab.llm import GenerationParams, open_backend, release_local_backends
+from alignlab.llm import GenerationParams, release_local_backends
 from alignlab.llm.types import Backend
+from alignlab.models import StageModels
 from alignlab.pairs.answers import rung_answers, two_samples
 from alignlab.pairs.export import export_pairs, taxonomy_license
 from alignlab.pairs.construct import construct_pairs
@@ -139,14 +140,8 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
     by_id = chunk_texts(curated)
     chunks = [by_id.get(str(m.get("chunk_id"))) for m in meta]
 
-    cache = cfg.request_cache()
-    opened = dict(backends or {})
-
-    def backend(spec: str) -> Backend:
-        if spec not in opened:
-            opened[spec] = open_backend(spec, cfg.backend, cache, cfg.base_dir, cfg.tokenizer_for(spec))
-        return opened[spec]
-
+    models = StageModels(cfg, given=backends or {})
+    backend = models.backend
     params = GenerationParams(max_tokens=s.max_tokens, seed=cfg.seed)
     with console.status(f"pairs: {len(ladder)} rungs answer {len(prompts)} prompts"):
         answers = [rung_answers(backend(spec), rung, prompts, chunks, params) for rung, spec in zip(rungs, ladder)]
@@ -171,6 +166,7 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
         more, dropped = revision_pairs(backend(ladder[0]), prompts, answers[-1], answer_model=labels[-1],
                                        params=params, prompt_metadata=meta)
         pairs, rejects = pairs + more, rejects + dropped
+    models.close()
     release_local_backends()
 
     train, held = split_heldout(pairs, heldout)

@@ -145,7 +145,6 @@ def _win_rates(comparisons: list[dict[str, Any]]) -> Table | None:
         by_leaf = dict(c.get("by_leaf") or {})
         by_leaf[ALL] = c.get("overall") or {}
         for name, s in by_leaf.items():
-            wins, losses = s.get("wins") or 0, s.get("losses") or 0
             rows.append([text(f"{a} vs {b}", "nowrap"), leaf(name) if name != ALL else text(ALL, "muted"),
                          num(s.get("n")), num(s.get("wins")), num(s.get("ties")), num(s.get("losses")),
                          num(s.get("unparseable")),

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from alignlab.config import Config
-from alignlab.llm import open_backend
 from alignlab.llm.types import Backend
+from alignlab.models import StageModels
 from alignlab.sdg import knowledge, magpie, skills
 from alignlab.sdg.candidates import Candidate
 from alignlab.sdg.generator import Generator, PlanInputs
@@ -68,8 +68,5 @@ def run_generators(ctx: GenContext, candidates: list[Candidate], leaves: dict[st
 def open_models(cfg: Config, cached: bool = True) -> tuple[Backend, Backend]:
     """The teacher and the judge, behind the run's request cache (`cached=False`: none, for
     the dry run, which must leave no trace in it)."""
-    cache = cfg.request_cache() if cached else None
-    teacher = open_backend(cfg.models.teacher, cfg.backend, cache, cfg.base_dir,
-                           cfg.tokenizer_for(cfg.models.teacher))
-    judge = open_backend(cfg.judge, cfg.backend, cache, cfg.base_dir, cfg.tokenizer_for(cfg.judge))
-    return teacher, judge
+    models = StageModels(cfg, cached=cached)
+    return models.backend(cfg.models.teacher), models.backend(cfg.judge)
