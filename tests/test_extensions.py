@@ -4,11 +4,13 @@ curate funnel, the generators' runner and progress totals, the preference-loss l
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar, Literal
 
 import pytest
 import torch
 from pydantic import Field, TypeAdapter
+from rich.console import Console
 from rich.progress import Progress
 
 from alignlab.config import Config
@@ -26,6 +28,8 @@ from alignlab.sdg.progress import GenerationProgress
 from alignlab.sdg.steps import GenContext, ask_step, sampling
 from alignlab.train import losses
 from alignlab.train.config import PreferenceLossConfig
+
+QUIET = Console(file=open("/dev/null", "w"))
 
 
 # ---------------------------------------------------------------- a curation step
@@ -62,6 +66,34 @@ def test_a_curation_step_is_its_settings_and_function_plus_one_line(monkeypatch)
     assert counts["steps"][0]["by_reason"] == {"too_short": 1}
     with pytest.raises(ValueError, match="short_answer"):  # an unknown name lists the known ones
         TypeAdapter(list[step_union(table)]).validate_python([{"step": "nope"}])
+
+
+# The config as a whole is serialised with the package's own union of steps, which does not
+# know the toy (a step listed in STEPS is in it); the step's own settings are dumped exactly.
+@pytest.mark.filterwarnings("ignore:Pydantic serializer warnings")
+def test_a_curation_step_from_outside_alignlab_runs_through_the_stage_table(tmp_path):
+    """Run by `run_stage` as `alignlab curate` runs it: its verdicts reach the stage's files,
+    and its own source (a module outside alignlab) is part of the stage's code fingerprint."""
+    from test_curate_fixtures import write_generate_output
+
+    from alignlab.artefacts import REJECTS, SAMPLES
+    from alignlab.codedeps import code_files
+    from alignlab.pipeline import StageContext, run_stage
+    from alignlab.store import read_jsonl
+
+    class WithToyStep(curate_config.CurateConfig):  # the section as one more line in STEPS makes it
+        steps: list[step_union((*STEPS, ShortAnswerStep))]
+
+    cfg = Config(name="toy", curate=WithToyStep(steps=[{"short_answer": {"min_words": 3}}]))
+    cfg._base_dir = tmp_path
+    write_generate_output(cfg, [_sample(0, "a long enough answer"), _sample(1, "too short")])
+    ran = run_stage(cfg, "curate", StageContext(console=QUIET))
+    folder = cfg.run_dir.stage("curate")
+    assert [r["id"] for r in read_jsonl(folder.file(SAMPLES))] == ["s0"]
+    assert [(r["id"], r["reason"]) for r in read_jsonl(folder.file(REJECTS))] == [("s1", "too_short")]
+    assert not ran.skipped and ran.manifest["counts"]["steps"][0]["by_reason"] == {"too_short": 1}
+    assert Path(__file__).resolve() in {p.resolve() for p in code_files(ShortAnswerStep().module)}
+    assert run_stage(cfg, "curate", StageContext(console=QUIET)).skipped  # nothing changed
 
 
 # ---------------------------------------------------------------- a generator

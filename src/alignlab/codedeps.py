@@ -7,13 +7,16 @@ import y` and relative import, anywhere in the source (an import inside a functi
 modules just as much), followed to its end. Nothing is imported: each file is parsed with
 `ast` once per process (all of alignlab in about a third of a second), so a closure pulls in
 none of the heavy dependencies of the modules it names. A module imported by name at run time
-(a curation step's "module:function") is no import: the stage passes it as an entry.
+(a curation step's "module:function") is no import: the stage passes it as an entry, and an
+entry may live outside alignlab (a step registered from the user's own package): its file is
+found by Python's import system without importing it, and its alignlab imports are followed.
 tests/test_import_graph.py reads the same graph to forbid import cycles.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.util
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +42,19 @@ def module_file(name: str, root: Path = ROOT) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def source_file(name: str, root: Path = ROOT) -> Path | None:
+    """An alignlab module's source under `root`; any other module's from the import path
+    (only its parent packages are imported to find it, never the module itself)."""
+    if name.split(".")[0] == "alignlab":
+        return module_file(name, root)
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    origin = Path(spec.origin) if spec and spec.origin else None
+    return origin if origin and origin.suffix == ".py" and origin.is_file() else None
 
 
 def _is_module(name: str, root: Path) -> bool:
@@ -102,9 +118,9 @@ def _closure(entries: tuple[str, ...], root: Path) -> tuple[str, ...]:
         name = todo.pop()
         if name in seen:
             continue
-        path = module_file(name, root)
+        path = source_file(name, root)
         if path is None:
-            raise ValueError(f"{name}: no such module under {root}")
+            raise ValueError(f"{name}: no such module under {root} or on the import path")
         seen.add(name)
         todo.extend(_with_parents(named_imports(name, path, root)) - seen)
     return tuple(sorted(seen))
@@ -130,7 +146,7 @@ def code_files(*entries: str, root: Path | None = None) -> list[Path]:
     root = root or ROOT
     files: set[Path] = set()
     for name in module_closure(entries, root):
-        path = module_file(name, root)
+        path = source_file(name, root)
         files.add(path)
         if path.name == "__init__.py":
             files.update(_data_files(path))
