@@ -85,6 +85,27 @@ def test_curate_runs_end_to_end_and_is_skipped_on_a_second_call(tmp_path):
     assert curate(cfg, force=True)["timings"] != manifest["timings"]
 
 
+def test_a_forced_run_that_fails_leaves_the_stage_unfinished(tmp_path, monkeypatch):
+    """--force drops the manifest before the work starts, as changed inputs do: a forced run
+    that crashes leaves curate "not finished" for mix, not the old manifest over new files."""
+    import alignlab.curate.stage as stage
+    from alignlab.stage import finished_stage
+
+    cfg = workspace(tmp_path)
+    write_generate_output(cfg, generated_samples())
+    curate(cfg)
+    assert finished_stage(cfg, "curate").manifest() is not None
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage, "run_steps", crash)
+    with pytest.raises(KeyboardInterrupt):
+        curate(cfg, force=True)
+    with pytest.raises(AlignlabError, match="'curate' has not finished"):
+        finished_stage(cfg, "curate")
+
+
 def test_changed_settings_or_inputs_rerun_the_stage(tmp_path):
     cfg = workspace(tmp_path)
     write_generate_output(cfg, generated_samples())

@@ -10,6 +10,7 @@ from alignlab.config import load_config
 from alignlab.records import Reject
 from alignlab.store import read_json, read_jsonl, read_pairs, read_samples, write_jsonl
 from alignlab.train.align import align_stage
+from alignlab.train.loop import train_loop
 from alignlab.errors import AlignlabError
 from alignlab.pairs.stage import choose_prompts, pairs_stage, resolve_ladder
 from test_curate_fixtures import sample, write_stage_output
@@ -42,7 +43,7 @@ def test_prompts_are_spread_over_leaves_and_skip_document_chunks():
     assert all(not s.unmask for s in chosen) and len(chosen) == 3
 
 
-def test_pairs_then_align_end_to_end(tmp_path, tiny_model_dir):
+def test_pairs_then_align_end_to_end(tmp_path, tiny_model_dir, monkeypatch):
     cfg = workspace(tmp_path, tiny_model_dir)
     manifest = pairs_stage(cfg, console=QUIET)
     out = cfg.run_dir.path / "pairs"
@@ -82,6 +83,15 @@ def test_pairs_then_align_end_to_end(tmp_path, tiny_model_dir):
     assert 0.0 <= c["heldout_reward_accuracy"] <= 1.0
     again = align_stage(cfg, console=QUIET)
     assert again["timings"] == result["timings"]
+
+    # --force trains again from the start model, not from the finished run's last checkpoint
+    import alignlab.train.align as align
+
+    ran = []
+    monkeypatch.setattr(align, "train_loop", lambda *a, **k: ran.append(train_loop(*a, **k)) or ran[-1])
+    forced = align_stage(cfg, force=True, console=QUIET)
+    assert ran and ran[0].resumed_from is None and ran[0].step == c["steps"]
+    assert forced["timings"] != result["timings"] and forced["counts"]["steps"] == c["steps"]
 
 
 def test_slic_needs_no_reference(tmp_path, tiny_model_dir):

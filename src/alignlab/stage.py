@@ -28,6 +28,9 @@ class StageRun:
     inputs: dict[str, str]
     settings: dict[str, Any]
     started: float = field(default_factory=time.time)
+    # The manifest of the last run with this same fingerprint, kept when `force` makes it
+    # invalid (generate carries its recovery count on).
+    previous: dict[str, Any] | None = None
 
     @property
     def done(self) -> bool:
@@ -56,6 +59,8 @@ def start_stage(cfg: Config, name: str, *, settings: dict[str, Any], inputs: dic
     # A stage about to run with other inputs, or forced to redo its work, no longer holds what
     # its last manifest says: forget that it finished, so a run stopped midway (Ctrl-C, a crash)
     # leaves later stages told "has not finished", never handed the previous run's outputs as current.
+    if run.done:
+        run.previous = run.manifest
     if run.manifest is not None and (force or not run.done):
         stage_dir.invalidate()
     return run

@@ -67,8 +67,8 @@ def curate(cfg: Config, force: bool = False, backends: dict[str, Backend] | None
     code = (__name__, *(step.module for step in cfg.curate.steps))
     run = start_stage(cfg, "curate", inputs=inputs, code=code,
                       settings={"curate": cfg.curate.model_dump(mode="json"), "seed": cfg.seed,
-                                "models": models, "templates": templates})
-    if run.done and not force:
+                                "models": models, "templates": templates}, force=force)
+    if run.done:
         return run.manifest
     samples = read_samples(finished_stage(cfg, "generate").file(SAMPLES))
     ctx = StepContext(cfg, backends=dict(backends or {}))

@@ -165,8 +165,8 @@ def evaluate_model(cfg: Config, spec: str, label: str | None = None,
                 "options": {f.name: getattr(options, f.name) for f in fields(options)
                             if f.name != "heldout_chunks"}}
     run = start_stage(cfg, f"eval/{label}", settings=settings, inputs=_inputs(cfg, spec, options),
-                      code=(__name__,))
-    if run.done and not force and run.dir.file("results.json").is_file():
+                      code=(__name__,), force=force)
+    if run.done and run.dir.file("results.json").is_file():
         return read_json(run.dir.file("results.json"))
 
     models = StageModels(cfg)

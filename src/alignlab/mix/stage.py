@@ -104,8 +104,9 @@ def mix(cfg: Config, force: bool = False) -> dict[str, Any]:
         inputs[f"file:{name}"] = file_fingerprint(resolved.file_path(name))
     inputs["student"] = _student_identity(cfg)
     run = start_stage(cfg, "mix", inputs=inputs, code=(__name__,),
-                      settings={"recipe": resolved.recipe.model_dump(mode="json"), "seed": resolved.seed})
-    if run.done and not force:
+                      settings={"recipe": resolved.recipe.model_dump(mode="json"), "seed": resolved.seed},
+                      force=force)
+    if run.done:
         return run.manifest
     curated = read_samples(finished_stage(cfg, "curate").file(SAMPLES))
     count, counted_by = token_counter(cfg)

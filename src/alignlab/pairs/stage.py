@@ -126,8 +126,8 @@ def pairs_stage(cfg: Config, *, force: bool = False, console: Console | None = N
         inputs["train"] = upstream(cfg, "train")
     run = start_stage(cfg, "pairs", inputs=inputs, code=(__name__,),
                       settings={"pairs": s.model_dump(mode="json"), "ladder": labels,
-                                "judge": cfg.model_id(cfg.judge), "seed": cfg.seed})
-    if run.done and not force:
+                                "judge": cfg.model_id(cfg.judge), "seed": cfg.seed}, force=force)
+    if run.done:
         return run.manifest
     curated = read_samples(finished_stage(cfg, "curate").file(SAMPLES))
     samples = choose_prompts(curated, s.max_prompts, cfg.seed)

@@ -112,13 +112,14 @@ def generate(cfg: Config, *, leaf_pattern: str | None = None, force: bool = Fals
     run = start_stage(cfg, "generate", code=(__name__,),
                       settings={"generate": s.model_dump(mode="json"), "leaf_pattern": leaf_pattern},
                       inputs={"taxonomy": tree_fingerprint(cfg.taxonomy_path),
-                              "teacher": cfg.model_id(cfg.models.teacher), "judge": cfg.model_id(cfg.judge)})
+                              "teacher": cfg.model_id(cfg.models.teacher), "judge": cfg.model_id(cfg.judge)},
+                      force=force)
     # A finished run whose requests failed (server errors) is not done: the next plain run
     # re-asks exactly those; every answered request comes from the cache.
-    retry = failed_requests(run.manifest) if run.done and not force else 0
-    if run.done and not force and not retry:
+    retry = failed_requests(run.manifest) if run.done else 0
+    if run.done and not retry:
         return run.manifest
-    recoveries = (run.manifest or {}).get("recoveries", 0)
+    recoveries = (run.previous or {}).get("recoveries", 0)
     documents, failed = leaf_documents(leaves)
     leaves = [leaf for leaf in leaves if leaf.path not in failed]
     teacher, judge = models or open_models(cfg)

@@ -36,7 +36,7 @@ from alignlab.stage import finished_stage, start_stage, upstream
 from alignlab.store import read_jsonl, read_pairs, read_samples, write_jsonl
 from alignlab.train import unpaired
 from alignlab.train.checkpoint import (
-    load_trainable_model, select_checkpoint,
+    complete_checkpoints, load_trainable_model, remove_checkpoint, select_checkpoint,
 )
 from alignlab.train.curriculum import curriculum_batches
 from alignlab.train.loop import LoopSettings, process_state, train_loop
@@ -169,11 +169,15 @@ def align_stage(cfg: Config, *, force: bool = False, console: Any = None,
     if a.loss.unpaired and a.unpaired_from == "judged":
         inputs["curate"] = upstream(cfg, "curate")
     run = start_stage(cfg, "align", inputs=inputs, settings=a.model_dump(mode="json"),
-                      code=(__name__,))
-    if run.done and not force:
+                      code=(__name__,), force=force)
+    if run.done:
         return run.manifest
     main = process_state().is_main_process
     out = run.dir.path
+    if force and main:  # else the loop would resume the finished run's last checkpoint
+        for path in complete_checkpoints(out):
+            remove_checkpoint(path)
+    process_state().wait_for_everyone()
     # The reference's log-probs depend on the precision they were computed at as well as on the model.
     ref_id = f"{start_id}|{a.precision}"
     train_pairs, heldout = _with_reference(cfg, out, start, ref_id)

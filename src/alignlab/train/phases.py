@@ -227,7 +227,7 @@ def train_stage(cfg: Config, *, metrics: dict[str, CheckpointMetric] | None = No
     inputs = {"mix": upstream(cfg, "mix"), "student": student_id}
     run = start_stage(cfg, "train", settings=tc.model_dump(mode="json"), inputs=inputs,
                       code=(__name__,), force=force)
-    if run.done and not force:
+    if run.done:
         return run.manifest
     # Each phase keeps its own finished state and checkpoints (reused or resumed when its
     # fingerprint matches): forced, every phase starts from scratch.
