@@ -41,6 +41,9 @@ class ShortAnswerStep(StepSettings):
     run: ClassVar[str] = f"{__name__}:short_answer"
     min_words: int = Field(2, ge=1)
 
+    def models(self, cfg):  # a model it would ask: curate's fingerprint names it by identity
+        return {"reader": cfg.models.student}
+
 
 def short_answer(samples, settings, ctx):
     return [KEEP if len(s.messages[-1]["content"].split()) >= settings.min_words
@@ -92,6 +95,7 @@ def test_a_curation_step_from_outside_alignlab_runs_through_the_stage_table(tmp_
     assert [r["id"] for r in read_jsonl(folder.file(SAMPLES))] == ["s0"]
     assert [(r["id"], r["reason"]) for r in read_jsonl(folder.file(REJECTS))] == [("s1", "too_short")]
     assert not ran.skipped and ran.manifest["counts"]["steps"][0]["by_reason"] == {"too_short": 1}
+    assert ran.manifest["config"]["models"] == {"reader": cfg.model_id(cfg.models.student)}
     assert Path(__file__).resolve() in {p.resolve() for p in code_files(ShortAnswerStep().module)}
     assert run_stage(cfg, "curate", StageContext(console=QUIET)).skipped  # nothing changed
 

@@ -22,7 +22,9 @@ class StepSettings(Section):
     """A curation step's settings. `step` (a Literal with the step's name as its default) is the
     key alignlab.yaml writes it under; `run` names the step's function, "module:function",
     imported only when the step runs, so loading the config imports none of the steps'
-    dependencies. A new step is its settings class and function, plus its class in `STEPS`."""
+    dependencies. A new step is its settings class and function, plus its class in `STEPS`;
+    a step that asks a model or renders a prompt template says which in `models` and
+    `templates`, so that curate's fingerprint covers them."""
 
     step: str
     run: ClassVar[str]
@@ -30,6 +32,15 @@ class StepSettings(Section):
     @property
     def module(self) -> str:
         return self.run.partition(":")[0]
+
+    def models(self, cfg: Any) -> dict[str, str]:
+        """The model specs this step asks, by role, for `cfg` (the Config, which imports this
+        module: hence no annotation). The step's function opens the same specs."""
+        return {}
+
+    def templates(self) -> list[tuple[str, str | None]]:
+        """The prompt templates this step renders, as (name, prompts_dir)."""
+        return []
 
     def function(self) -> Any:
         return getattr(importlib.import_module(self.module), self.run.partition(":")[2])
@@ -69,6 +80,16 @@ class QualityStep(StepSettings):
     template: str | None = Field(None, description="prompt template for missing scores; default judge_<judge>")
     scale: tuple[int, int] = Field((1, 5), description="the judge's score range")
 
+    @property
+    def template_name(self) -> str:
+        return self.template or f"judge_{self.judge}"
+
+    def models(self, cfg: Any) -> dict[str, str]:
+        return {"judge": cfg.judge}
+
+    def templates(self) -> list[tuple[str, str | None]]:
+        return [(self.template_name, None)]
+
 
 class DecontaminateStep(StepSettings):
     """Drop samples sharing an `ngram`-word sequence with an evaluation set."""
@@ -101,6 +122,9 @@ class DiversityStep(StepSettings):
 
     _valid_model = field_validator("model")(_spec)
 
+    def models(self, cfg: Any) -> dict[str, str]:
+        return {"embedder": self.model} if self.embedder == "model" else {}
+
 
 class StyleStep(StepSettings):
     """Rank responses by distance to the group's dominant style; keep the closest fraction."""
@@ -114,6 +138,9 @@ class StyleStep(StepSettings):
     model: str | None = Field(None, description="reference model for surprisal; default the student")
 
     _valid_model = field_validator("model")(_spec)
+
+    def models(self, cfg: Any) -> dict[str, str]:
+        return {"style": self.model or cfg.models.student} if self.surprisal else {}
 
 
 DEFAULT_PRINCIPLES = [
@@ -140,6 +167,12 @@ class CritiqueReviseStep(StepSettings):
     prompts_dir: str | None = Field(None, description="folder of .jinja templates overriding built-ins")
 
     _valid_model = field_validator("model")(_spec)
+
+    def models(self, cfg: Any) -> dict[str, str]:
+        return {"critic": self.model or cfg.models.teacher}
+
+    def templates(self) -> list[tuple[str, str | None]]:
+        return [(self.critique_template, self.prompts_dir), (self.revise_template, self.prompts_dir)]
 
 
 def _step_name(item: Any) -> str | None:

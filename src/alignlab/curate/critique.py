@@ -57,7 +57,7 @@ def critique_revise(samples: list[Sample], settings: CritiqueReviseStep, ctx: St
     verdicts: list[Verdict] = [KEEP] * len(samples)
     if not todo:
         return verdicts
-    backend = ctx.backend(settings.model or ctx.cfg.models.teacher)
+    backend = ctx.backend(settings.models(ctx.cfg)["critic"])
     critique_tpl = load_template(settings.critique_template, settings.prompts_dir)
     revise_tpl = load_template(settings.revise_template, settings.prompts_dir)
     params = GenerationParams(max_tokens=settings.max_tokens, temperature=settings.temperature,

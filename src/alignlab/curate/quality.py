@@ -37,9 +37,9 @@ def quality(samples: list[Sample], settings: QualityStep, ctx: StepContext) -> l
     scored = list(samples)
     missing = [i for i, s in enumerate(samples) if not s.unmask and judge_score(s, settings.judge) is None]
     if missing:
-        spec = JudgeSpec(settings.judge, settings.template or f"judge_{settings.judge}", settings.scale)
+        spec = JudgeSpec(settings.judge, settings.template_name, settings.scale)
         template_hash = load_template(spec.template).hash
-        backend = ctx.backend(ctx.cfg.judge)
+        backend = ctx.backend(settings.models(ctx.cfg)["judge"])
         advance = ctx.track(f"judging {settings.judge}", total=len(missing))
         # run_judge's batch, with a callback per answer so the bar moves as judging goes.
         responses = backend.generate(judge_requests(spec, judge_items([samples[i] for i in missing])),

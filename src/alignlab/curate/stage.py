@@ -27,23 +27,15 @@ from alignlab.store import file_fingerprint, read_samples, write_json, write_jso
 
 
 def _models_and_templates(cfg: Config) -> tuple[dict[str, str], dict[str, str]]:
-    """The models (as weight-fingerprinted ids) and prompt templates the steps will use."""
+    """The models (as weight-fingerprinted ids) and prompt templates the steps will use, as
+    each step declares them."""
     models: dict[str, str] = {}
     templates: dict[str, str] = {}
     for step in cfg.curate.steps:
-        if step.step == "quality":
-            models["judge"] = cfg.judge
-            template = load_template(step.template or f"judge_{step.judge}")
+        models.update(step.models(cfg))
+        for name, folder in step.templates():
+            template = load_template(name, folder)
             templates[template.name] = template.hash
-        elif step.step == "style" and step.surprisal:
-            models["style"] = step.model or cfg.models.student
-        elif step.step == "diversity" and step.embedder == "model":
-            models["embedder"] = step.model
-        elif step.step == "critique_revise":
-            models["critic"] = step.model or cfg.models.teacher
-            for name in (step.critique_template, step.revise_template):
-                template = load_template(name, step.prompts_dir)
-                templates[template.name] = template.hash
     return {role: cfg.model_id(spec) for role, spec in models.items()}, templates
 
 

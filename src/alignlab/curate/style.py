@@ -124,7 +124,7 @@ def style(samples: list[Sample], settings: StyleStep, ctx: StepContext) -> list[
         return verdicts
     nll = np.full(len(samples), np.nan)
     if settings.surprisal:
-        backend = ctx.backend(settings.model or ctx.cfg.models.student)
+        backend = ctx.backend(settings.models(ctx.cfg)["style"])
         nll[todo] = surprisal([samples[i] for i in todo], backend,
                               ctx.track("style: surprisal", total=len(todo)))
     for members in ranked:
