@@ -142,6 +142,30 @@ def test_a_generator_is_its_declaration_plus_one_line(monkeypatch, tmp_path):
     assert all(c.alive and c.answer for c in candidates)
 
 
+def test_a_generator_runs_through_the_stage_table(monkeypatch, tmp_path):
+    """`run_stage('generate')` plans, runs and writes the toy's candidates as any generator's:
+    its samples carry its name and both of its steps' replies."""
+    from test_generate import workspace
+
+    from alignlab.artefacts import SAMPLES
+    from alignlab.config import load_config
+    from alignlab.pipeline import StageContext, run_stage
+    from alignlab.sdg.stage import select_leaves
+    from alignlab.store import read_jsonl
+
+    monkeypatch.setitem(generators.GENERATORS, "toy", Generator("toy", toy_run, requests=2,
+                                                                leaf_kind="grounded_skill", plan=toy_plan))
+    cfg = load_config(workspace(tmp_path))
+    backend = ScriptedBackend("scripted")
+    ran = run_stage(cfg, "generate", StageContext(console=QUIET, backends={cfg.models.teacher: backend,
+                                                                         cfg.judge: backend}))
+    toy = [r for r in read_jsonl(cfg.run_dir.stage("generate").file(SAMPLES)) if r["metadata"]["generator"] == "toy"]
+    grounded = sorted(lf.path for lf in select_leaves(cfg, None) if lf.kind == "grounded_skill")
+    assert grounded and [r["metadata"]["leaf"] for r in toy] == [leaf for leaf in grounded for _ in range(3)]
+    assert all(r["messages"][0]["content"] and r["messages"][-1]["content"] for r in toy)
+    assert ran.manifest["counts"]["samples"] >= len(toy)
+
+
 def test_an_undeclared_generator_says_where_to_declare_it():
     with pytest.raises(KeyError, match="alignlab.sdg.generators"):
         generators.generator("nope")
@@ -159,6 +183,30 @@ def test_a_loss_is_its_function_plus_one_line(monkeypatch):
     assert not cfg.needs_reference and not cfg.unpaired
     loss, chosen, rejected = losses.preference_loss(cfg, torch.tensor([0.0, 3.0]), torch.tensor([0.0, 0.0]))
     assert loss.tolist() == [1.0, 0.0]
+
+
+def test_a_loss_trains_through_the_stage_table(monkeypatch, tmp_path, tiny_model_dir):
+    """`run_stage('align')` with `align.loss.kind` naming the toy: the policy trains on its loss
+    (no reference log-probs, as it declares) and the stage records it."""
+    from test_pairs_align_stage import workspace
+
+    from alignlab.pipeline import StageContext, run_stage
+    from alignlab.store import read_jsonl
+
+    used = []
+
+    def margin_loss(_cfg, x):
+        used.append(len(x.chosen))
+        return torch.relu(1.0 - (x.chosen - x.rejected)), x.chosen.detach(), x.rejected.detach()
+
+    monkeypatch.setitem(losses.LOSSES, "margin", losses.Loss(margin_loss, reference=False))
+    cfg = workspace(tmp_path, tiny_model_dir, loss={"kind": "margin"})
+    run_stage(cfg, "pairs", StageContext(console=QUIET))
+    ran = run_stage(cfg, "align", StageContext(console=QUIET))
+    folder = cfg.run_dir.path / "align"
+    assert ran.manifest["counts"]["loss"] == "margin" and ran.manifest["counts"]["steps"] > 0
+    assert used and list(read_jsonl(folder / "metrics.jsonl"))
+    assert not (folder / "pairs_with_reference.jsonl").exists()  # reference=False: none computed
 
 
 # ---------------------------------------------------------------- a backend's spec
