@@ -60,6 +60,9 @@ def scripted_reply(messages: Sequence[dict[str, str]] | None, prompt: str | None
         return "?", None
     system = asked[0]["content"] if asked else ""
     words = " ".join(WORDS[(h >> k) % len(WORDS)] for k in range(0, 20, 4))
+    if "You rewrite texts" in system:  # a chunk told again: as long as a short paragraph
+        return (f"In other words, the text is about the {words}. It names each of them in turn and "
+                f"says where they are found, what they are made of and why they matter."), None
     if "short example texts" in system:
         return (f"A notice about the {words} says the opening is on Monday at nine and tickets cost "
                 f"four coins each at the door."), None

@@ -30,6 +30,7 @@ class Candidate:
     templates: dict[str, str] = field(default_factory=dict)
     rejected: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    unmask: bool = False  # the sample trains on its whole text, as a document chunk does
 
     @property
     def id(self) -> str:
@@ -58,7 +59,7 @@ class Candidate:
                 "judges": dict(self.judges), "stage": "generate"}
 
     def to_sample(self, teacher: str) -> Sample:
-        return Sample(id=self.id, messages=self.messages(), unmask=False, metadata=self.metadata(teacher))
+        return Sample(id=self.id, messages=self.messages(), unmask=self.unmask, metadata=self.metadata(teacher))
 
     def to_reject_record(self, teacher: str) -> dict[str, Any]:
         """What a reject keeps: everything produced so far, raw teacher text included."""

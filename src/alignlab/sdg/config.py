@@ -27,6 +27,8 @@ class MagpieConfig(Section):
 class GenerateConfig(Section):
     samples_per_seed: int = Field(3, ge=1, description="skills: new candidates per seed example")
     qa_per_chunk: int = Field(3, ge=1, description="knowledge: question candidates per document chunk")
+    rephrase_per_chunk: int = Field(0, ge=0, description="knowledge: rewrites of each chunk in the teacher's words, "
+                                                           "each judged faithful to it")
     max_samples_per_leaf: int = Field(60, ge=1, description="accepted samples kept per leaf at most")
     chunk_tokens: int = Field(256, ge=32, description="document chunk size in teacher tokens")
     chunk_overlap: int = Field(32, ge=0, description="tokens shared by consecutive chunks")

@@ -15,7 +15,7 @@ from typing import Any
 from alignlab.config import Config
 from alignlab.llm.types import Backend
 from alignlab.models import StageModels
-from alignlab.sdg import knowledge, magpie, skills
+from alignlab.sdg import knowledge, magpie, rephrase, skills
 from alignlab.sdg.candidates import Candidate
 from alignlab.sdg.generator import Generator, PlanInputs
 from alignlab.sdg.steps import GenContext
@@ -24,6 +24,7 @@ from alignlab.taxonomy.leaf import Leaf
 
 GENERATORS: dict[str, Generator] = {g.name: g for g in (
     knowledge.DECLARATION,
+    rephrase.DECLARATION,
     skills.FREEFORM_DECLARATION,
     skills.GROUNDED_DECLARATION,
     magpie.DECLARATION,
