@@ -108,3 +108,11 @@ def test_one_leaf_or_its_qna_yaml_validates_as_part_of_its_taxonomy(tmp_path):
         result = runner.invoke(app, ["taxonomy", "validate", str(given), "--strict", "--no-documents"])
         assert result.exit_code == 0 and "not a taxonomy folder" not in result.output, (given, result.output)
         assert "valid: " in result.output
+
+
+def test_python_dash_m_alignlab_is_the_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "alignlab", "--help"], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "taxonomy" in out.stdout and "run" in out.stdout

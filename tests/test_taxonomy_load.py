@@ -91,3 +91,13 @@ def test_a_leaf_file_named_qna_yml_is_not_read_but_said(tmp_path):
         qna.rename(qna.with_name("qna.yml"))
     with pytest.raises(TaxonomyError, match=r"no qna.yaml files .*\(2 qna.yml found: rename them to qna.yaml\)"):
         load_taxonomy(tmp_path)
+
+
+def test_a_leaf_prefix_selects_whole_folder_names():
+    from alignlab.taxonomy.load import matches_leaf
+
+    assert matches_leaf("knowledge/geo/kel", "knowledge") and matches_leaf("knowledge/geo/kel", "knowledge/")
+    assert matches_leaf("knowledge/geo/kel", "knowledge/geo/kel") and matches_leaf("knowledge/geo/kel", "knowledge/*")
+    assert not matches_leaf("knowledgebase/geo", "knowledge")  # another folder that starts alike
+    assert not matches_leaf("knowledge/geography/x", "know") and not matches_leaf("knowledge/geo/kel", "knowledge/ge")
+    assert matches_leaf("knowledge/geo/kel", "know*") and matches_leaf("knowledge/geo/kel", "*/geo/*")

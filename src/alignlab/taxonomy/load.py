@@ -88,8 +88,10 @@ def load_taxonomy(root: str | Path, **options) -> list[Leaf]:
 
 
 def matches_leaf(name: str, pattern: str) -> bool:
-    """Whether a `--leaf` glob selects the leaf `name`; a plain prefix selects a subtree."""
-    return fnmatch.fnmatch(name, pattern) or name.startswith(pattern.rstrip("/*"))
+    """Whether a `--leaf` glob selects the leaf `name`; a plain prefix selects a subtree, by
+    whole folder names (`knowledge` selects `knowledge/...`, not `knowledgebase/...`)."""
+    prefix = pattern.rstrip("/*")
+    return fnmatch.fnmatch(name, pattern) or name == prefix or name.startswith(prefix + "/")
 
 
 def load_selected(root: str | Path, pattern: str | None, **options) -> tuple[list[Leaf], list[Problem]]:
