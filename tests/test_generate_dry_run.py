@@ -140,3 +140,40 @@ def test_cli_dry_run_on_a_local_teacher_writes_nothing(tmp_path, tiny_model_dir)
     assert result.exit_code == 0, result.output
     assert "generate would send" in result.output and "cost" not in result.output  # no price set
     assert tree(tmp_path / "ws") == before and not (tmp_path / "ws" / "runs").exists()
+
+
+def test_a_server_not_up_yet_is_planned_as_a_typical_one_and_said_so(tmp_path):
+    """A fleet still starting: the plan is made without it (as for a vLLM-like server, tokens
+    counted here) and says so, with no time estimate; its counts are those of the same plan
+    made against such a server once it is up (one chunk per document, so that how tokens are
+    counted cannot move chunk boundaries)."""
+    import socket
+
+    from fake_servers import fake_server
+
+    from alignlab.llm.serve import running_server
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    down = load_config(workspace(tmp_path / "down", {"models": {"teacher": f"openai:http://127.0.0.1:{closed}/v1#smollm2"}},
+                                 chunk_tokens=100_000))
+    offline = dry_run(down)
+    assert list(offline.unreachable) == [down.models.teacher]
+    assert "cannot reach the model server" in offline.unreachable[down.models.teacher]
+    assert offline.probe.requests == 0 and offline.probe.estimate() is None
+    out = tmp_path / "plan.txt"
+    with out.open("w") as f:
+        print_dry_run(Console(file=f, width=1000), down, offline)
+    text = out.read_text()
+    assert "planned as a vLLM-like server" in text and "no time estimate until it answers" in text
+    assert not down.run_dir.path.exists()  # nothing written, as ever
+
+    with running_server(fake_server("vllm")) as url:
+        up = load_config(workspace(tmp_path / "up", {"models": {"teacher": f"openai:{url}/v1#smollm2"}},
+                                   chunk_tokens=100_000))
+        online = dry_run(up, probe_per_kind=0)
+    assert not online.unreachable
+    assert {leaf: t.requests for leaf, t in offline.by_leaf.items()} == \
+        {leaf: t.requests for leaf, t in online.by_leaf.items()}
+    assert offline.total.requests > 0

@@ -21,3 +21,7 @@ class StoreError(AlignlabError):
 
 class BackendError(AlignlabError):
     """A model cannot be reached or loaded; the message names the model and what to check."""
+
+
+class ServerUnreachable(BackendError):
+    """No connection to a model server at all (nothing listens there, or no route to it)."""

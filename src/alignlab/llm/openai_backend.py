@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import httpx
 
 from alignlab.chat_format import render_chat
-from alignlab.errors import BackendError, ConfigError
+from alignlab.errors import BackendError, ConfigError, ServerUnreachable
 from alignlab.llm.config import BackendSettings
 from alignlab.llm.cache import RequestCache, cache_key
 from alignlab.llm.concurrency import AdaptiveLimit
@@ -91,6 +91,7 @@ class OpenAIBackend:
         self._key = os.environ.get(self.settings.api_key_env) or None
         self._echo_max_tokens = 0  # becomes 1 for servers that refuse max_tokens=0
         self._has_tokenize = True
+        self.offline = False  # `assume`: planned without the server, tokens counted here
         self._sync_client: httpx.Client | None = None
         self._last_contact = -math.inf
         self._in_flight = 0
@@ -148,7 +149,7 @@ class OpenAIBackend:
         try:
             answer = await http.get(url, timeout=PROBE_TIMEOUT)
         except ConnectFailed as e:
-            raise BackendError(
+            raise ServerUnreachable(
                 f"cannot reach the model server at {self.base_url} ({e}): is the server "
                 f"running? is the URL right, including /v1?") from e
         except TransportError:
@@ -300,6 +301,14 @@ class OpenAIBackend:
                 self._store.put_many([(key, asdict(caps))])
         self._caps = apply_overrides(caps, known)
 
+    def assume(self, found: Capabilities) -> None:
+        """Plan without the server (generate's dry run before it is up): take `found` for what
+        it can do, under the user's `backend.server:` findings, and count tokens here."""
+        self._caps = apply_overrides(found, {k: v for k, v in self.settings.server.model_dump().items()
+                                             if v is not None})
+        self._has_tokenize = False
+        self.offline = True
+
     @property
     def capabilities(self) -> Capabilities:
         if self._caps is None:
@@ -395,6 +404,8 @@ class OpenAIBackend:
             except (httpx.HTTPError, ValueError, KeyError, TypeError):
                 pass
             self._has_tokenize = False
+        if self.offline and self.tokenizer is not None:  # the teacher's own tokenizer, named in the config
+            return len(self.tokenizer.encode(text, add_special_tokens=False))
         return math.ceil(len(text) / 4)
 
     def close(self) -> None:

@@ -55,6 +55,12 @@ class Capabilities:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+# What vLLM serves, the usual server behind a teacher fleet: what a plan assumes of a server
+# it cannot reach.
+TYPICAL_SERVER = Capabilities(continues_final_message=True, chat_logprobs=True, top_logprobs=20,
+                              completions=True, echo=True, completion_top_logprobs=20, json_schema=True)
+
+
 def store_key(base_url: str, model: str) -> tuple[str, str, dict[str, Any]]:
     """(model id, kind, payload) of the findings' row in the request cache."""
     return f"{base_url}#{model}", "capabilities", {"version": PROBE_VERSION}

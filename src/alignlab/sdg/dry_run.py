@@ -18,14 +18,18 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 
 from alignlab.config import Config
+from alignlab.errors import ServerUnreachable
 from alignlab.leaf_table import LeafTable
+from alignlab.llm.probe import TYPICAL_SERVER
 from alignlab.llm.types import Backend
 from alignlab.sdg.generators import open_models, run_generators
+from alignlab.sdg.judges import backend_judge_method
 from alignlab.sdg.planner import PlanningBackend, ProbeSample
 from alignlab.sdg.stage import leaf_documents, leaf_windows, plan, select_leaves
 from alignlab.sdg.steps import GenContext
@@ -87,6 +91,7 @@ class DryRun:
     probe: Probe
     probe_per_kind: int
     failed_leaves: dict[str, str] = field(default_factory=dict)  # leaf -> why its documents failed
+    unreachable: dict[str, str] = field(default_factory=dict)  # model -> what was assumed of it, and why
 
     @property
     def total(self) -> Traffic:
@@ -104,8 +109,10 @@ def dry_run(cfg: Config, *, leaf_pattern: str | None = None, probe_per_kind: int
     documents, failed = leaf_documents(leaves)
     leaves = [leaf for leaf in leaves if leaf.path not in failed]
     teacher, judge = models or open_models(cfg, cached=False)  # a cache would be a trace
+    unreachable = plan_offline(distinct_models((teacher, judge)))
     work = plan(cfg, leaves, documents, teacher.count_tokens)
     per_kind = PROBE_PER_KIND if probe_per_kind is None else probe_per_kind
+    per_kind = 0 if unreachable else per_kind  # nothing to time
     sample = ProbeSample(per_kind)
     # One planner per distinct model, so a teacher that is also the judge is counted once.
     planners = {id(_model(b)): PlanningBackend(b, cfg.generate, sample) for b in distinct_models((teacher, judge))}
@@ -123,7 +130,27 @@ def dry_run(cfg: Config, *, leaf_pattern: str | None = None, probe_per_kind: int
     repairs = Traffic()
     for p in planners.values():
         repairs = repairs.plus(p.repairs)
-    return DryRun(by_leaf, candidates, repairs, probe(sample), per_kind, failed)
+    return DryRun(by_leaf, candidates, repairs, probe(sample), per_kind, failed, unreachable)
+
+
+def plan_offline(models: Sequence[Any]) -> dict[str, str]:
+    """A server that cannot be reached yet (a fleet still starting) is planned for as the
+    usual one (`TYPICAL_SERVER`, under `backend.server:`), its tokens counted here; returns
+    model -> what was assumed and why, for the plan to say."""
+    unreachable = {}
+    for backend in models:
+        model = _model(backend)
+        try:
+            backend_judge_method(model)  # served models ask the server what it can do
+        except ServerUnreachable as e:
+            model.assume(TYPICAL_SERVER)
+            counted = (f"by {model.tokenizer_spec}'s tokenizer" if model.tokenizer is not None else
+                       "as 4 characters each (models.teacher_tokenizer counts them exactly)")
+            unreachable[model.model_id] = (
+                f"{e}\n  so {model.model_id} is planned as a vLLM-like server ({TYPICAL_SERVER.describe()}; "
+                f"`backend.server:` says otherwise), its tokens counted {counted}, with no time estimate "
+                f"until it answers")
+    return unreachable
 
 
 def _model(backend: Any) -> Any:
@@ -169,6 +196,8 @@ def print_dry_run(console: Console, cfg: Config, result: DryRun) -> None:
     console.print(table)
     for leaf, why in result.failed_leaves.items():
         console.print(f"[yellow]{leaf}: not planned, its documents cannot be read: {why}[/]", highlight=False)
+    for note in result.unreachable.values():
+        console.print(note, style="yellow", markup=False, highlight=False)
     console.print(f"generate would send {traffic_line(total, price, completion='completion (at most)')}",
                   highlight=False)
     if result.repairs.requests:
