@@ -105,6 +105,7 @@ def run_generate(url: str, copies: int, in_flight: int, engine: str) -> dict:
 
     from alignlab.config import load_config
     from alignlab.sdg.stage import generate, open_models
+    from alignlab.sdg.traffic import distinct_models
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -119,7 +120,8 @@ def run_generate(url: str, copies: int, in_flight: int, engine: str) -> dict:
         started = time.perf_counter()
         manifest = generate(cfg, console=console, models=(teacher, judge))
         wall = time.perf_counter() - started
-        sent = teacher.stats.calls + judge.stats.calls
+        # Teacher and judge are one model here: each request counted once.
+        sent = sum(m.stats.calls for m in distinct_models((teacher, judge)))
         if engine == "ray":  # the workers sent them: count the answers they cached
             from alignlab.llm.cache import RequestCache
             sent = len(RequestCache(cfg.request_cache().path))
