@@ -60,3 +60,45 @@ def test_requests_per_minute_paces_the_starts():
         return time.monotonic() - started
 
     assert asyncio.run(main()) >= 0.38
+
+
+def test_a_freed_slot_wakes_one_waiter_and_a_cancelled_waiter_passes_its_turn_on():
+    """Each release wakes one waiting request, not all of them (a step's thousands of queued
+    requests each re-checked the limit on every release); a waiter cancelled after it was
+    woken hands the wake-up to the next, so no request is left waiting with a slot free."""
+
+    async def main() -> tuple[int, list[int]]:
+        limit = AdaptiveLimit(1)
+        checks = [0]
+        counted = limit._changed.wait_for
+
+        async def counting(predicate):
+            return await counted(lambda: (checks.__setitem__(0, checks[0] + 1), predicate())[1])
+        limit._changed.wait_for = counting
+        done: list[int] = []
+
+        async def one(k: int) -> None:
+            async with limit:
+                await asyncio.sleep(0.001)
+            done.append(k)
+
+        holder = asyncio.Event()
+
+        async def hold() -> None:
+            async with limit:
+                await holder.wait()
+        first = asyncio.create_task(hold())
+        await asyncio.sleep(0)
+        waiters = [asyncio.create_task(one(k)) for k in range(50)]
+        await asyncio.sleep(0.01)  # all fifty queued behind the held slot
+        checks[0] = 0
+        holder.set()
+        await first
+        waiters[0].cancel()  # the one the release woke is cancelled before it runs
+        # a lost wake-up would leave the other 49 waiting forever: bounded, it fails instead
+        await asyncio.wait_for(asyncio.gather(*waiters, return_exceptions=True), timeout=30)
+        return checks[0], done
+
+    checks, done = asyncio.run(main())
+    assert sorted(done) == list(range(1, 50))  # every other request went through
+    assert checks < 200  # about one check per release, not fifty (was 50 + 49 + ... + 1)

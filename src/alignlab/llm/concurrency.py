@@ -35,15 +35,21 @@ class AdaptiveLimit:
 
     async def __aenter__(self) -> AdaptiveLimit:
         async with self._changed:
-            await self._changed.wait_for(lambda: self.active < self.current)
+            try:
+                await self._changed.wait_for(lambda: self.active < self.current)
+            except asyncio.CancelledError:
+                self._changed.notify(1)  # a wake-up this request may have taken goes to the next
+                raise
             self.active += 1
         await self._pace()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        # One slot freed wakes one waiter: waking all of them (thousands while a step's requests
+        # queue behind the limit) made every request cost in proportion to the queue.
         async with self._changed:
             self.active -= 1
-            self._changed.notify_all()
+            self._changed.notify(1)
 
     async def _pace(self) -> None:
         if self.requests_per_minute:
@@ -81,7 +87,7 @@ class AdaptiveLimit:
         # Growing the limit lets a waiting request start; waking from sync code needs the loop.
         async def notify() -> None:
             async with self._changed:
-                self._changed.notify_all()
+                self._changed.notify(1)
         try:
             asyncio.get_running_loop().create_task(notify())
         except RuntimeError:
