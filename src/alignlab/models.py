@@ -9,8 +9,8 @@ A model's identity is `Config.model_id(spec)` (a local directory's includes its 
 served model is its spec: URL and name). It is computed without loading the model or calling
 its server, so a stage that is skipped by its fingerprint opens nothing; and every backend
 opened here carries the same string as its `model_id`, which keys its answers in the request
-cache. `given` (spec -> ready backend) is the one seam where tests and the CLI hand a stage
-backends of their own.
+cache. `given` (spec -> ready backend) is the one seam where tests hand a stage backends of
+their own (`pipeline.StageContext.backends`).
 """
 
 from __future__ import annotations

@@ -287,7 +287,7 @@ class OpenAIBackend:
         `backend.server:` findings win and are not asked."""
         if self._caps is not None:
             return
-        known = {k: v for k, v in self.settings.server.model_dump().items() if v is not None}
+        known = self._told()
         key = cache_key(*store_key(self.base_url, self.model))
         found = self._store.get_many([key]).get(key) if self._store is not None and not known else None
         if found is not None:
@@ -304,10 +304,13 @@ class OpenAIBackend:
     def assume(self, found: Capabilities) -> None:
         """Plan without the server (generate's dry run before it is up): take `found` for what
         it can do, under the user's `backend.server:` findings, and count tokens here."""
-        self._caps = apply_overrides(found, {k: v for k, v in self.settings.server.model_dump().items()
-                                             if v is not None})
+        self._caps = apply_overrides(found, self._told())
         self._has_tokenize = False
         self.offline = True
+
+    def _told(self) -> dict[str, Any]:
+        """The findings the user set under `backend.server:`, believed without asking."""
+        return {k: v for k, v in self.settings.server.model_dump().items() if v is not None}
 
     @property
     def capabilities(self) -> Capabilities:

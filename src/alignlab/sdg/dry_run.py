@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -109,13 +109,14 @@ def dry_run(cfg: Config, *, leaf_pattern: str | None = None, probe_per_kind: int
     documents, failed = leaf_documents(leaves)
     leaves = [leaf for leaf in leaves if leaf.path not in failed]
     teacher, judge = models or open_models(cfg, cached=False)  # a cache would be a trace
-    unreachable = plan_offline(distinct_models((teacher, judge)))
+    distinct = distinct_models((teacher, judge))  # a teacher that is also the judge is one model
+    unreachable = plan_offline(distinct)
     work = plan(cfg, leaves, documents, teacher.count_tokens)
     per_kind = PROBE_PER_KIND if probe_per_kind is None else probe_per_kind
     per_kind = 0 if unreachable else per_kind  # nothing to time
     sample = ProbeSample(per_kind)
     # One planner per distinct model, so a teacher that is also the judge is counted once.
-    planners = {id(_model(b)): PlanningBackend(b, cfg.generate, sample) for b in distinct_models((teacher, judge))}
+    planners = {id(_model(b)): PlanningBackend(b, cfg.generate, sample) for b in distinct}
     ctx = GenContext(teacher=planners[id(_model(teacher))], judge=planners[id(_model(judge))],
                      settings=cfg.generate)
     by_leaf: dict[str, Traffic] = {}
